@@ -1,0 +1,84 @@
+"""Figures for the experiments (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def density_and_samples_figure(
+    path: str | Path,
+    title: str,
+    box: tuple[float, float, float, float],
+    panels: list[dict],
+    max_points: int = 5000,
+) -> None:
+    """One column per panel: density image on top, samples below.
+
+    Each panel is a dict with `label`, optional `log_density` ((n, n) array on the box grid,
+    indexed [y, x]; None draws "no density") and optional `samples` ((m, 2) array).
+    """
+    plt = _plt()
+    cols = len(panels)
+    fig, axes = plt.subplots(2, cols, figsize=(2.4 * cols, 5.0), squeeze=False)
+    extent = box
+    for j, panel in enumerate(panels):
+        top, bottom = axes[0, j], axes[1, j]
+        logd = panel.get("log_density")
+        if logd is not None:
+            dens = np.exp(np.clip(np.nan_to_num(logd, nan=-np.inf), -50, 50))
+            top.imshow(
+                dens, origin="lower", extent=extent, cmap="magma", aspect="equal", interpolation="nearest"
+            )
+        else:
+            top.text(0.5, 0.5, panel.get("no_density", "no density"), ha="center", va="center", fontsize=8)
+        top.set_title(panel["label"], fontsize=9)
+        samples = panel.get("samples")
+        if samples is not None:
+            s = np.asarray(samples)[:max_points]
+            bottom.scatter(s[:, 0], s[:, 1], s=0.5, alpha=0.5, color="k", rasterized=True)
+        bottom.set_xlim(box[0], box[1])
+        bottom.set_ylim(box[2], box[3])
+        bottom.set_aspect("equal")
+        for ax in (top, bottom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("density", fontsize=9)
+    axes[1, 0].set_ylabel("samples", fontsize=9)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curves_figure(
+    path: str | Path, title: str, series: dict[str, tuple], xlabel: str, ylabel: str, **kw
+) -> None:
+    """Line plot of named (x, y) series."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.0, 3.5))
+    for label, (x, y) in series.items():
+        ax.plot(x, y, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if kw.get("logx"):
+        ax.set_xscale("log")
+    if kw.get("hline") is not None:
+        ax.axhline(kw["hline"], color="gray", ls="--", lw=1, label=kw.get("hline_label"))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,417 @@
+"""The one training loop every model uses.
+
+    result = train(model, train_data, TrainConfig(steps=3000), workdir="results/run", eval_data=test)
+
+- The whole optimizer step is jitted, and `steps_per_dispatch` steps run inside one
+  `lax.scan` per dispatch with the train state donated, so small models are not bound by
+  Python dispatch.
+- Batches are drawn on the device from the device-resident training array, with the
+  key `fold_in(data_key, step)`; the loss gets `fold_in(loss_key, step)`. Everything a
+  step does is a function of (params, step), so a resumed run reproduces an unbroken one.
+- The host only reads metrics one dispatch late (no sync inside the loop), checks them for
+  NaN/inf, feeds the tqdm bar and appends them to `metrics.jsonl`.
+- Orbax checkpoints every `checkpoint_every` steps and at the end; `resume=True` continues
+  from the last one. A non-finite loss stops the run naming the step and that checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gen_jax.models.base import Model, check_batch
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 512
+    lr: float = 1e-3
+    schedule: str = "cosine"  # "cosine" (warmup then cosine decay to end_lr_fraction * lr) or "constant"
+    warmup_steps: int = 100
+    end_lr_fraction: float = 0.0
+    clip_norm: float | None = 1.0  # global-norm gradient clipping; None turns it off
+    weight_decay: float = 0.0  # decoupled (AdamW) when > 0
+    b1: float = 0.9
+    b2: float = 0.999
+    ema_decay: float | None = None  # keep an exponential moving average of params
+    steps_per_dispatch: int = 100  # optimizer steps per jitted lax.scan
+    eval_every: int | None = None  # steps; rounded up to whole dispatches
+    eval_size: int = 2048  # held-out examples per periodic evaluation
+    checkpoint_every: int | None = 1000  # steps; rounded up to whole dispatches
+    max_to_keep: int = 2
+    time_limit_s: float | None = None  # stop (with a checkpoint) after this much training time
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1 or self.steps_per_dispatch < 1:
+            raise ValueError(f"steps, batch_size and steps_per_dispatch must be >= 1: {self}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose 'cosine' or 'constant'")
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: Array
+    params: Any
+    opt_state: Any
+    ema_params: Any = None
+
+    @property
+    def eval_params(self):
+        """The parameters to evaluate with: the EMA when one is kept."""
+        return self.params if self.ema_params is None else self.ema_params
+
+
+@dataclasses.dataclass
+class TrainResult:
+    state: TrainState
+    history: list[dict]  # every logged row (train and eval), as written to metrics.jsonl
+    train_seconds: float  # wall time of this call's training, compilation included
+    first_dispatch_seconds: float  # time until the first dispatch finished (mostly compilation)
+    steps_per_sec: float  # steady state: steps after the first dispatch / their time
+    resumed_from: int | None = None
+
+    @property
+    def params(self):
+        return self.state.eval_params
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    if cfg.schedule == "constant":
+        lr = cfg.lr
+        if cfg.warmup_steps:
+            warmup = optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps)
+            lr = optax.join_schedules([warmup, optax.constant_schedule(cfg.lr)], [cfg.warmup_steps])
+    else:
+        lr = optax.warmup_cosine_decay_schedule(
+            0.0, cfg.lr, min(cfg.warmup_steps, cfg.steps - 1), cfg.steps, cfg.lr * cfg.end_lr_fraction
+        )
+    if cfg.weight_decay > 0:
+        opt = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
+    else:
+        opt = optax.adam(lr, b1=cfg.b1, b2=cfg.b2)
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm else opt
+
+
+def init_state(model: Model, key: Array, example_batch: Array, optimizer, ema: bool) -> TrainState:
+    params = model.init(key, example_batch)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=optimizer.init(params),
+        ema_params=jax.tree_util.tree_map(jnp.copy, params) if ema else None,
+    )
+
+
+def _global_norm(tree) -> Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(tree)))
+
+
+def make_train_step(model: Model, optimizer, ema_decay: float | None):
+    """(state, batch, key) -> (state, metrics): one optimizer step on `model.loss`."""
+
+    def train_step(state: TrainState, batch, key):
+        (loss, metrics), grads = jax.value_and_grad(model.loss, has_aux=True)(state.params, batch, key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        ema = state.ema_params
+        if ema is not None:
+            ema = optax.incremental_update(params, ema, 1.0 - ema_decay)
+        metrics = {**metrics, "loss": loss, "grad_norm": _global_norm(grads)}
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema), metrics
+
+    return train_step
+
+
+def random_batches(batch_size: int) -> Callable[[Array, Array], Array]:
+    """(data, key) -> a batch drawn uniformly with replacement, on the device."""
+
+    def batch_fn(data, key):
+        idx = jax.random.randint(key, (batch_size,), 0, data.shape[0])
+        return jnp.take(data, idx, axis=0)
+
+    return batch_fn
+
+
+def make_multi_step(train_step, batch_fn, num_steps: int, seed: int):
+    """A jitted function running `num_steps` optimizer steps in one `lax.scan`.
+
+    (state, data) -> (state, stacked metrics); the state's buffers are donated.
+    """
+    base = jax.random.key(seed)
+
+    def run(state, data):
+        def body(state, _):
+            data_key, loss_key = jax.random.split(jax.random.fold_in(base, state.step))
+            return train_step(state, batch_fn(data, data_key), loss_key)
+
+        return jax.lax.scan(body, state, None, length=num_steps)
+
+    return jax.jit(run, donate_argnums=0)
+
+
+class Checkpointer:
+    """Orbax checkpoints of the train state under `directory`."""
+
+    def __init__(self, directory: Path, max_to_keep: int):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.directory = Path(directory).absolute()
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        )
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, state: TrainState) -> None:
+        step = int(state.step)
+        if self.manager.latest_step() != step:
+            self.manager.save(step, args=self._ocp.args.StandardSave(state))
+
+    def restore(self, like: TrainState, step: int | None = None) -> TrainState:
+        step = self.manager.latest_step() if step is None else step
+        abstract = jax.tree_util.tree_map(self._ocp.utils.to_shape_dtype_struct, like)
+        return self.manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def restore_params(model: Model, workdir: str | Path, example_batch: Array, cfg: TrainConfig | None = None):
+    """Evaluation parameters (EMA when kept) of the last checkpoint in `workdir`."""
+    cfg = cfg or TrainConfig(**json.loads((Path(workdir) / "train_config.json").read_text()))
+    ckpt = Checkpointer(Path(workdir) / "checkpoints", cfg.max_to_keep)
+    if ckpt.latest_step() is None:
+        raise FileNotFoundError(f"no checkpoint under {Path(workdir) / 'checkpoints'}; train first")
+    optimizer = make_optimizer(cfg)
+    like = init_state(model, jax.random.key(cfg.seed), example_batch, optimizer, cfg.ema_decay is not None)
+    state = ckpt.restore(like)
+    ckpt.close()
+    return state.eval_params
+
+
+def _to_host(tree) -> dict:
+    return {k: np.asarray(v) for k, v in jax.device_get(tree).items()}
+
+
+def _truncate_jsonl(path: Path, last_step: int) -> None:
+    """Drop rows written after `last_step` (by a run killed after its last checkpoint)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    keep = [line for line in rows if json.loads(line).get("step", 0) <= last_step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def train(
+    model: Model,
+    train_data: Array,
+    cfg: TrainConfig,
+    workdir: str | Path | None = None,
+    eval_data: Array | None = None,
+    resume: bool = False,
+    eval_fn: Callable[[Any], dict] | None = None,
+    batch_fn: Callable[[Array, Array], Array] | None = None,
+    desc: str | None = None,
+) -> TrainResult:
+    """Train `model` on `train_data` (an array of examples) with `model.loss`.
+
+    Args:
+      workdir: where metrics.jsonl, train_config.json and checkpoints/ go; None keeps
+        nothing on disk (no checkpoints, no resume).
+      eval_data: held-out examples; every `eval_every` steps (and at the end) the mean
+        held-out NLL of `eval_size` of them is logged as `eval_nll`.
+      resume: continue from the last checkpoint in `workdir` if there is one.
+      eval_fn: params -> dict of extra metrics, called at the same times.
+      batch_fn: (data, key) -> batch; default draws `batch_size` examples uniformly.
+    """
+    check_batch(train_data, model.event_shape, "train_data")
+    train_data = jnp.asarray(train_data)
+    optimizer = make_optimizer(cfg)
+    train_step = make_train_step(model, optimizer, cfg.ema_decay)
+    batch_fn = batch_fn or random_batches(cfg.batch_size)
+    k = min(cfg.steps_per_dispatch, cfg.steps)
+
+    init_key = jax.random.fold_in(jax.random.key(cfg.seed), 2**31 - 1)
+    example = train_data[: max(cfg.batch_size, min(train_data.shape[0], 1024))]
+    state = init_state(model, init_key, example, optimizer, cfg.ema_decay is not None)
+
+    workdir = Path(workdir) if workdir is not None else None
+    ckpt = metrics_path = None
+    resumed_from = None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        metrics_path = workdir / "metrics.jsonl"
+        config_path = workdir / "train_config.json"
+        ckpt = Checkpointer(workdir / "checkpoints", cfg.max_to_keep)
+        last = ckpt.latest_step()
+        if last is not None and resume:
+            state = ckpt.restore(state)
+            resumed_from = int(state.step)
+            _truncate_jsonl(metrics_path, resumed_from)
+        elif last is not None:
+            raise FileExistsError(
+                f"{workdir} already holds checkpoints (last step {last}): pass resume=True (--resume) "
+                "to continue that run, or choose an empty workdir."
+            )
+        elif metrics_path.exists():
+            metrics_path.unlink()
+        config_path.write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+
+    evaluate = _make_evaluator(model, eval_data, cfg, eval_fn)
+    chunk = make_multi_step(train_step, batch_fn, k, cfg.seed)
+    remainder = cfg.steps % k
+    last_chunk = make_multi_step(train_step, batch_fn, remainder, cfg.seed) if remainder else chunk
+
+    history: list[dict] = []
+
+    def log(row: dict) -> None:
+        history.append(row)
+        if metrics_path is not None:
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    start_step = int(state.step)
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=cfg.steps,
+            initial=start_step,
+            desc=desc or model.name,
+            leave=False,
+            dynamic_ncols=True,
+            disable=None,
+        )  # disable=None: no bar when output is not a terminal
+
+    def every(n: int | None, step: int) -> bool:  # does dispatch ending at `step` cross a multiple of n?
+        return bool(n) and (step // n) > ((step - k) // n)
+
+    t0 = time.perf_counter()
+    first_dispatch_seconds = None
+    steady_t0 = None
+    steps_at_steady = start_step
+    pending = None  # (first_step, metrics) of the previous dispatch, read one dispatch late
+
+    def consume(pending) -> None:
+        first, metrics = pending
+        m = _to_host(metrics)
+        losses = m["loss"]
+        if not np.all(np.isfinite(losses)):
+            bad = first + int(np.argmin(np.isfinite(losses))) + 1
+            last_ckpt = ckpt.latest_step() if ckpt is not None else None
+            where = (
+                f"last good checkpoint: step {last_ckpt} in {ckpt.directory}"
+                if last_ckpt
+                else "no checkpoint"
+            )
+            raise NonFiniteLossError(
+                f"{model.name}: loss became {losses[np.argmin(np.isfinite(losses))]} at step {bad} "
+                f"({where}). Lower the learning rate, enable clip_norm, or check the data for NaN/inf."
+            )
+        row = {"step": first + len(losses), **{name: float(np.mean(v)) for name, v in m.items()}}
+        elapsed = time.perf_counter() - t0
+        row["time"] = round(elapsed, 3)
+        log(row)
+        if bar is not None:
+            bar.update(len(losses))
+            rate = (row["step"] - steps_at_steady) / (time.perf_counter() - steady_t0) if steady_t0 else 0.0
+            bar.set_postfix(loss=f"{row['loss']:.4f}", steps_per_s=f"{rate:.0f}")
+
+    try:
+        step = start_step
+        while step < cfg.steps:
+            fn = chunk if step + k <= cfg.steps else last_chunk
+            n = k if fn is chunk else remainder
+            state, metrics = fn(state, train_data)
+            if first_dispatch_seconds is None:
+                jax.block_until_ready(metrics)
+                first_dispatch_seconds = time.perf_counter() - t0
+                steady_t0, steps_at_steady = time.perf_counter(), step + n
+            if pending is not None:
+                consume(pending)
+            pending = (step, metrics)
+            step += n
+            out_of_time = cfg.time_limit_s is not None and time.perf_counter() - t0 > cfg.time_limit_s
+            if evaluate is not None and (every(cfg.eval_every, step) or step == cfg.steps or out_of_time):
+                consume(pending)
+                pending = None
+                log({"step": step, **evaluate(state.eval_params)})
+            if ckpt is not None and (every(cfg.checkpoint_every, step) or step == cfg.steps or out_of_time):
+                if pending is not None:  # never checkpoint a state whose loss was not checked
+                    consume(pending)
+                    pending = None
+                ckpt.save(state)
+            if out_of_time:
+                break
+        if pending is not None:
+            consume(pending)
+        jax.block_until_ready(state)
+    except KeyboardInterrupt:
+        if ckpt is not None:  # keep finished work: the state here is whole (dispatches are atomic)
+            ckpt.save(jax.block_until_ready(state))
+            ckpt.wait()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if ckpt is not None:
+            ckpt.wait()
+            ckpt.close()
+
+    seconds = time.perf_counter() - t0
+    done = int(state.step)
+    steady_seconds = time.perf_counter() - steady_t0 if steady_t0 else 0.0
+    rate = (
+        (done - steps_at_steady) / steady_seconds
+        if steady_seconds > 0 and done > steps_at_steady
+        else math.nan
+    )
+    return TrainResult(state, history, seconds, first_dispatch_seconds or 0.0, rate, resumed_from)
+
+
+def _make_evaluator(model: Model, eval_data, cfg: TrainConfig, eval_fn):
+    if eval_data is None and eval_fn is None:
+        return None
+    fns = []
+    if eval_data is not None:
+        check_batch(eval_data, model.event_shape, "eval_data")
+        held_out = jnp.asarray(eval_data[: cfg.eval_size])
+        key = jax.random.key(cfg.seed + 1)
+        nll = jax.jit(lambda params: -jnp.mean(model.log_prob(params, held_out, key)))
+        fns.append(lambda params: {"eval_nll": float(nll(params))})
+    if eval_fn is not None:
+        fns.append(eval_fn)
+
+    def evaluate(params) -> dict:
+        out = {}
+        for fn in fns:
+            out.update(fn(params))
+        return out
+
+    return evaluate
