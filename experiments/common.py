@@ -71,21 +71,23 @@ def fit_and_evaluate(
     grid_n: int = 300,
     n_samples: int = 5000,
     seed: int = 0,
-) -> dict:
+) -> list[dict]:
     """Train `model` on `data.train`, evaluate on `data.test`; cache the outcome in workdir.
 
-    Returns a dict with the table fields (test NLL and its standard error, gap to the true
-    entropy, grid mass on the box, time, steps, params) plus `log_density` on the plotting
-    grid and `samples`, for figures. A finished run found in `workdir` (with resume) is
-    loaded, not retrained.
+    Returns one row per way the model gives log p(x) (its `log_prob`, then each of its
+    `estimators`), each a dict with the table fields (test NLL and its standard error, gap to
+    the true entropy, grid mass on the box, time, steps, params) plus `log_density` on the
+    plotting grid and `samples`, for figures. A finished run found in `workdir` (with resume)
+    is loaded, not retrained.
     """
     done = workdir / "outcome.json"
     if resume and done.exists():
-        out = json.loads(done.read_text())
+        rows = json.loads(done.read_text())
         arrays = np.load(workdir / "outcome.npz")
-        out["log_density"] = arrays["log_density"] if "log_density" in arrays else None
-        out["samples"] = arrays["samples"]
-        return out
+        for i, row in enumerate(rows):
+            row["log_density"] = arrays[f"log_density_{i}"] if f"log_density_{i}" in arrays else None
+            row["samples"] = arrays["samples"]
+        return rows
 
     result: TrainResult = train(
         model,
@@ -99,42 +101,57 @@ def fit_and_evaluate(
     params = result.params
     key = jax.random.key(seed + 7)
     t0 = time.perf_counter()
-    test_nll = test_nll_se = None
-    if model.kind != Kind.NONE:
-        test_nll, test_nll_se, _ = evaluate_nll(model, params, data.test, key)
-    mass = outside = None
-    log_density = None
-    if data.box is not None and model.kind != Kind.NONE:
-        lp = jax.jit(lambda x: model.log_prob(params, x, key))
-        log_density = evaluate_on_grid(lp, data.box, grid_n)
-        if model.kind in (Kind.EXACT, Kind.ESTIMATE, Kind.LOWER_BOUND):
-            mass, outside = grid_mass(lp, data.box, values=log_density)
     samples = np.asarray(
         jax.jit(model.sample, static_argnums=2)(params, jax.random.fold_in(key, 1), n_samples)
     )
-    out = dict(
-        dataset=data.name,
-        model=model.name,
-        likelihood_kind=str(model.kind),
+    rows, arrays = [], {"samples": samples}
+    for i, (name, view) in enumerate(model.views()):
+        t1 = time.perf_counter()
+        row = dict(
+            dataset=data.name,
+            model=name,
+            likelihood_kind=str(view.kind),
+            true_entropy=data.true_entropy,
+            train_seconds=result.train_seconds,
+            steps=int(result.state.step),
+            params=num_params(params),
+            steps_per_sec=result.steps_per_sec,
+            first_dispatch_seconds=result.first_dispatch_seconds,
+            **_evaluate_view(view, params, data, key, _grid_n(model, name, grid_n)),
+        )
+        row["eval_seconds"] = time.perf_counter() - t1 + (time.perf_counter() - t0 if i == 0 else 0.0)
+        if row["log_density"] is not None:
+            arrays[f"log_density_{i}"] = row["log_density"]
+        rows.append(row)
+    done.write_text(json.dumps([{k: v for k, v in r.items() if k != "log_density"} for r in rows], indent=1))
+    np.savez_compressed(workdir / "outcome.npz", **arrays)
+    return [{**r, "samples": samples} for r in rows]
+
+
+def _grid_n(model: Model, view_name: str, default: int) -> int:
+    est = model.estimators.get(view_name.split("/", 1)[1]) if "/" in view_name else None
+    return est.grid_n if est is not None and est.grid_n else default
+
+
+def _evaluate_view(model: Model, params, data: VectorData, key, grid_n: int) -> dict:
+    """Test NLL, gap and grid mass of one way of computing log p(x)."""
+    test_nll = test_nll_se = mass = outside = log_density = None
+    if model.kind != Kind.NONE:
+        test_nll, test_nll_se, _ = evaluate_nll(model, params, data.test, key)
+        if data.box is not None:
+            lp = jax.jit(lambda x: model.log_prob(params, x, key))
+            log_density = evaluate_on_grid(lp, data.box, grid_n)
+            if model.kind != Kind.UNNORMALIZED:
+                mass, outside = grid_mass(lp, data.box, values=log_density)
+    gap = None if test_nll is None or data.true_entropy is None else test_nll - data.true_entropy
+    return dict(
         test_nll=test_nll,
         test_nll_se=test_nll_se,
-        true_entropy=data.true_entropy,
-        gap=None if test_nll is None or data.true_entropy is None else test_nll - data.true_entropy,
+        gap=gap,
         grid_mass=mass,
         grid_mass_outside=outside,
-        train_seconds=result.train_seconds,
-        eval_seconds=time.perf_counter() - t0,
-        steps=int(result.state.step),
-        params=num_params(params),
-        steps_per_sec=result.steps_per_sec,
-        first_dispatch_seconds=result.first_dispatch_seconds,
+        log_density=log_density,
     )
-    done.write_text(json.dumps(out, indent=1))
-    arrays = {"samples": samples}
-    if log_density is not None:
-        arrays["log_density"] = log_density
-    np.savez_compressed(workdir / "outcome.npz", **arrays)
-    return {**out, "log_density": log_density, "samples": samples}
 
 
 def build_model(name: str, event_shape: tuple[int, ...], model_kwargs: dict) -> Model:

@@ -75,22 +75,16 @@ def run(cfg: Toy2DConfig, resume: bool = False) -> list[dict]:
         for name in cfg.models:
             model = build_model(name, (data.dim,), cfg.model_kwargs)
             tcfg = dataclasses.replace(train_config_for(name, cfg.train, cfg.train_overrides), seed=cfg.seed)
-            res = fit_and_evaluate(
-                model,
-                data,
-                tcfg,
-                out / "runs" / data.name / name,
-                resume,
-                cfg.grid_n,
-                cfg.n_samples,
-                cfg.seed,
-            )
-            rows.append(res)
-            label = f"{name} ({res['likelihood_kind']})"
-            if res["test_nll"] is not None:
-                label += f"\nNLL {res['test_nll']:.3f}"
-            panels.append(dict(label=label, log_density=res["log_density"], samples=res["samples"]))
-            print(_summary(res), flush=True)
+            workdir = out / "runs" / data.name / name
+            for res in fit_and_evaluate(
+                model, data, tcfg, workdir, resume, cfg.grid_n, cfg.n_samples, cfg.seed
+            ):
+                rows.append(res)
+                label = f"{res['model']} ({res['likelihood_kind']})"
+                if res["test_nll"] is not None:
+                    label += f"\nNLL {res['test_nll']:.3f}"
+                panels.append(dict(label=label, log_density=res["log_density"], samples=res["samples"]))
+                print(_summary(res), flush=True)
         if data.box is not None:
             title = f"{data.name}: density (top), samples (bottom)"
             density_and_samples_figure(out / f"{data.name}.png", title, data.box, panels)

@@ -41,6 +41,19 @@ class Kind(str, enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
+class Estimator:
+    """A further way to get log p(x) from the same parameters (e.g. a diffusion model's
+    probability-flow ODE beside its bound, a VAE's IWAE beside its ELBO).
+
+    `grid_n`: cells a side for 2D density grids, for estimators too slow for the default.
+    """
+
+    kind: Kind
+    log_prob: Callable[[Params, Array, Array], Array]
+    grid_n: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Model:
     """A generative model as pure functions of its parameters.
 
@@ -55,6 +68,8 @@ class Model:
       log_prob_se: standard error of `log_prob` common to all examples (e.g. from an AIS log Z),
         or None when the number carries none.
       info: static description (architecture, objective), reported by experiments.
+      estimators: further named ways to get log p(x) from the same params (see `Estimator`);
+        experiments report each as its own row, named `model/estimator`.
       parts: family-specific pieces for tests and analysis (a flow's `bijector(params)`, an
         energy model's `energy(params, x)`); experiments never rely on them.
     """
@@ -68,6 +83,7 @@ class Model:
     sample: Callable[[Params, Array, int], Array]
     log_prob_se: float | None = None
     info: dict = dataclasses.field(default_factory=dict)
+    estimators: dict[str, Estimator] = dataclasses.field(default_factory=dict)
     parts: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -76,6 +92,15 @@ class Model:
 
     def replace(self, **changes) -> Model:
         return dataclasses.replace(self, **changes)
+
+    def views(self) -> list[tuple[str, Model]]:
+        """(row name, model) for the primary log_prob and then each estimator, as Models."""
+        out = [(self.name, self)]
+        for est_name, est in self.estimators.items():
+            out.append(
+                (f"{self.name}/{est_name}", self.replace(kind=est.kind, log_prob=est.log_prob, estimators={}))
+            )
+        return out
 
 
 def check_batch(x: Array, event_shape: tuple[int, ...], what: str = "x") -> None:
