@@ -12,7 +12,7 @@ ARGS ?=
 GEN_JAX_DATA_DIR ?= $(wildcard ../shared/data)
 export GEN_JAX_DATA_DIR
 
-.PHONY: install demo test lint toy bench-flows clean
+.PHONY: install demo test test-slow lint toy bench-flows images eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ install: $(STAMP)
 
 demo: install  ## the 2D likelihood comparison: 3 datasets x (3 flows + 2 baselines), a few minutes on CPU
 	$(PY) -m experiments.toy2d --preset demo $(ARGS)
+	$(PY) -m experiments.readme
 
 test: install  ## the test suite (under 10 minutes on 2 CPU cores)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n 2 -m "not slow" $(ARGS)
+
+test-slow: install  ## the long end-to-end image tests (smoke runs of every image model, Glow checks)
+	$(PY) -m pytest -q -n 2 -m slow $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -34,9 +38,38 @@ lint: install
 
 toy: install  ## every toy dataset x every model, longer training
 	$(PY) -m experiments.toy2d --preset full --resume $(ARGS)
+	$(PY) -m experiments.readme
+
+.PHONY: parzen
+parzen: install  ## GAN + flows + baselines + "the training set itself" on 8gaussians, checkerboard: Parzen vs true NLL
+	$(PY) -m experiments.toy2d --preset parzen --resume $(ARGS)
+	$(PY) -m experiments.readme
 
 bench-flows: install  ## RealNVP and NSF on moons and checkerboard: steps/s, compile time, NLL, memory
 	$(PY) -m experiments.bench_flows $(ARGS)
+	$(PY) -m experiments.readme
+
+.PHONY: diffusion
+diffusion: install  ## diffusion on moons: bound vs probability-flow ODE vs NSF, ODE cost and NFE, samplers
+	$(PY) -m experiments.diffusion_likelihood --resume $(ARGS)
+	$(PY) -m experiments.readme
+
+.PHONY: contrast
+contrast: install  ## normalized vs unnormalized: flows, EBMs (DSM/SSM + AIS log Z), baselines, two demos, 3x3 patches
+	$(PY) -m experiments.contrast --resume $(ARGS)
+	$(PY) -m experiments.readme
+
+images: install  ## Fashion-MNIST bits/dim of every family (PRESET=cpu: <= 20 min per model on CPU; PRESET=full: GPU)
+	$(PY) -m experiments.images --preset $(or $(PRESET),cpu) --resume $(ARGS)
+	$(PY) -m experiments.readme
+
+eval: install  ## evaluate one saved image model alone: make eval CKPT=results/images/runs/<model>
+	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=results/images/runs/<model>"; exit 2; }
+	$(PY) -m experiments.images --eval $(CKPT) $(ARGS)
+
+.PHONY: vae-estimators
+vae-estimators: install  ## IWAE vs prior-sampling estimates of log p(x) against k (up to 5000), from a trained VAE run
+	$(PY) -m experiments.vae_estimators --run $(or $(RUN),results/images/runs/vae) $(ARGS)
 
 clean:
 	rm -rf results .pytest_cache .ruff_cache build *.egg-info

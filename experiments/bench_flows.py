@@ -43,7 +43,14 @@ KEYS = (
 )
 
 
-def run_once(model_name: str, dataset: str, steps: int, seed: int, steps_per_dispatch: int) -> dict:
+def run_once(
+    model_name: str,
+    dataset: str,
+    steps: int,
+    seed: int,
+    steps_per_dispatch: int,
+    compute_dtype: str = "float32",
+) -> dict:
     """One benchmark run in this process."""
     import resource
 
@@ -54,7 +61,7 @@ def run_once(model_name: str, dataset: str, steps: int, seed: int, steps_per_dis
     from gen_jax.training import TrainConfig, train
 
     data = load_vector_data(dataset, 50_000, 10_000, seed=0)  # the same arrays in every run
-    model = make_model(model_name, (2,), **BENCH[model_name])
+    model = make_model(model_name, (2,), **BENCH[model_name], compute_dtype=compute_dtype)
     cfg = TrainConfig(
         steps=steps,
         batch_size=512,
@@ -89,6 +96,9 @@ def main(argv=None) -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--steps-per-dispatch", type=int, default=100)
+    p.add_argument(
+        "--compute-dtype", default="float32", help="float32 (the benchmark) or bfloat16 (mixed precision)"
+    )
     p.add_argument("--models", default=",".join(BENCH))
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--out", default="results/bench")
@@ -97,7 +107,8 @@ def main(argv=None) -> None:
     if a.child:
         model, dataset, seed = a.child
         print(
-            "BENCH " + json.dumps(run_once(model, dataset, a.steps, int(seed), a.steps_per_dispatch)),
+            "BENCH "
+            + json.dumps(run_once(model, dataset, a.steps, int(seed), a.steps_per_dispatch, a.compute_dtype)),
             flush=True,
         )
         return
@@ -119,6 +130,8 @@ def main(argv=None) -> None:
                     str(a.steps),
                     "--steps-per-dispatch",
                     str(a.steps_per_dispatch),
+                    "--compute-dtype",
+                    a.compute_dtype,
                 ]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH ")), None)
@@ -163,7 +176,8 @@ def write(out: Path, rows: list[dict], a) -> None:
         ("device", "device"),
     ]
     head = (
-        f"{a.steps} steps, batch 512, Adam 1e-3, float32, {a.steps_per_dispatch} steps per dispatch; "
+        f"{a.steps} steps, batch 512, Adam 1e-3, compute {a.compute_dtype}, "
+        f"{a.steps_per_dispatch} steps per dispatch; "
         f"medians of {a.runs} runs, each a fresh process. Machine: {machine_description()}.\n\n"
     )
     md = head + markdown_table(

@@ -16,6 +16,7 @@ import numpy as np
 from gen_jax.data.arrays import load_array
 from gen_jax.data.toy2d import TOY_DATASETS, get_toy
 from gen_jax.likelihood.grid import evaluate_on_grid, grid_mass
+from gen_jax.likelihood.normalize import LOG_Z_KEYS, NormalizeConfig, normalize
 from gen_jax.models import Kind, Model, evaluate_nll, make_model, num_params
 from gen_jax.training import TrainConfig, TrainResult, train
 
@@ -71,6 +72,7 @@ def fit_and_evaluate(
     grid_n: int = 300,
     n_samples: int = 5000,
     seed: int = 0,
+    normalize_cfg: NormalizeConfig | None = None,
 ) -> list[dict]:
     """Train `model` on `data.train`, evaluate on `data.test`; cache the outcome in workdir.
 
@@ -79,6 +81,11 @@ def fit_and_evaluate(
     the true entropy, grid mass on the box, time, steps, params) plus `log_density` on the
     plotting grid and `samples`, for figures. A finished run found in `workdir` (with resume)
     is loaded, not retrained.
+
+    A view whose kind is UNNORMALIZED (an energy model) is first normalized by the kind-based
+    step (`gen_jax.likelihood.normalize`, configured by `normalize_cfg`): its row then reports
+    the normalized model (kind "estimate" for AIS) and `log_z_grid`, `log_z_ais`, `log_z_ais_se`,
+    `log_z_ais_ess`; those keys are None for every other view.
     """
     done = workdir / "outcome.json"
     if resume and done.exists():
@@ -107,6 +114,15 @@ def fit_and_evaluate(
     rows, arrays = [], {"samples": samples}
     for i, (name, view) in enumerate(model.views()):
         t1 = time.perf_counter()
+        declared_kind = str(view.kind)
+        view, log_z = normalize(
+            view,
+            params,
+            data.train,
+            jax.random.fold_in(key, 100 + i),
+            data.box,
+            normalize_cfg or NormalizeConfig(),
+        )
         row = dict(
             dataset=data.name,
             model=name,
@@ -117,6 +133,9 @@ def fit_and_evaluate(
             params=num_params(params),
             steps_per_sec=result.steps_per_sec,
             first_dispatch_seconds=result.first_dispatch_seconds,
+            objective=view.info.get("objective", "max_likelihood"),
+            declared_kind=declared_kind,
+            **{k: log_z[k] for k in LOG_Z_KEYS},
             **_evaluate_view(view, params, data, key, _grid_n(model, name, grid_n)),
         )
         row["eval_seconds"] = time.perf_counter() - t1 + (time.perf_counter() - t0 if i == 0 else 0.0)
@@ -130,7 +149,9 @@ def fit_and_evaluate(
 
 def _grid_n(model: Model, view_name: str, default: int) -> int:
     est = model.estimators.get(view_name.split("/", 1)[1]) if "/" in view_name else None
-    return est.grid_n if est is not None and est.grid_n else default
+    if est is None:  # the primary log_prob: a model may cap its grid in info["grid_n"] (expensive density)
+        return min(default, model.info.get("grid_n") or default)
+    return est.grid_n if est.grid_n else default
 
 
 def _evaluate_view(model: Model, params, data: VectorData, key, grid_n: int) -> dict:
@@ -138,6 +159,8 @@ def _evaluate_view(model: Model, params, data: VectorData, key, grid_n: int) -> 
     test_nll = test_nll_se = mass = outside = log_density = None
     if model.kind != Kind.NONE:
         test_nll, test_nll_se, _ = evaluate_nll(model, params, data.test, key)
+        if model.log_prob_se:  # an error shared by every example (e.g. an AIS log Z) adds in quadrature
+            test_nll_se = math.hypot(test_nll_se, model.log_prob_se)
         if data.box is not None:
             lp = jax.jit(lambda x: model.log_prob(params, x, key))
             log_density = evaluate_on_grid(lp, data.box, grid_n)

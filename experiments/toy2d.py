@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jax
 
+from experiments import parzen_report
 from experiments.common import (
     build_model,
     fit_and_evaluate,
@@ -61,6 +62,7 @@ COLUMNS = [
 def run(cfg: Toy2DConfig, resume: bool = False) -> list[dict]:
     out = Path(cfg.out)
     rows = []
+    parzen_rows = []  # the Parzen-window comparison (parzen.json / parzen.md), beside results.json
     for ds in cfg.datasets:
         data = load_vector_data(ds, cfg.n_train, cfg.n_test, cfg.seed)
         panels = []
@@ -72,13 +74,19 @@ def run(cfg: Toy2DConfig, resume: bool = False) -> list[dict]:
                     samples=data.test[: cfg.n_samples],
                 )
             )
+        entries = []
         for name in cfg.models:
             model = build_model(name, (data.dim,), cfg.model_kwargs)
             tcfg = dataclasses.replace(train_config_for(name, cfg.train, cfg.train_overrides), seed=cfg.seed)
             workdir = out / "runs" / data.name / name
-            for res in fit_and_evaluate(
+            results = fit_and_evaluate(
                 model, data, tcfg, workdir, resume, cfg.grid_n, cfg.n_samples, cfg.seed
-            ):
+            )
+            if cfg.parzen_samples:
+                entries.append(
+                    parzen_report.fitted_entry(model, data, workdir, results, cfg.parzen_samples, cfg.seed)
+                )
+            for res in results:
                 rows.append(res)
                 label = f"{res['model']} ({res['likelihood_kind']})"
                 if res["test_nll"] is not None:
@@ -88,7 +96,12 @@ def run(cfg: Toy2DConfig, resume: bool = False) -> list[dict]:
         if data.box is not None:
             title = f"{data.name}: density (top), samples (bottom)"
             density_and_samples_figure(out / f"{data.name}.png", title, data.box, panels)
+        if entries:
+            entries.append(parzen_report.training_set_entry(data, cfg.parzen_samples, cfg.parzen_val))
+            parzen_rows += parzen_report.compare(data, entries, cfg.parzen_val)
     write_results(out, rows, KEYS, _markdown(rows))
+    if parzen_rows:
+        parzen_report.write(out, parzen_rows)
     return rows
 
 

@@ -58,3 +58,19 @@ def mmd(x, y, bandwidths: Sequence[float] | None = None, chunk: int = 2000) -> f
     kyy = (_pair_sum(y, y, inv, chunk) - m * k) / (m * (m - 1))
     kxy = _pair_sum(x, y, inv, chunk) / (n * m)
     return (kxx + kyy - 2 * kxy) / k
+
+
+def mode_fractions(samples, centers) -> np.ndarray:
+    """Fraction of `samples` (n, d) whose nearest centre is each row of `centers` (k, d).
+
+    A mode-coverage check for data made of separate modes: a sampler that drops a mode gives
+    it ~0, one that covers all k equally gives ~1/k each.
+    """
+    samples = np.asarray(samples, np.float64)
+    centers = np.asarray(centers, np.float64)
+    if samples.ndim != 2 or centers.ndim != 2 or samples.shape[1] != centers.shape[1]:
+        raise ValueError(
+            f"mode_fractions needs (n, d) samples and (k, d) centres, got {samples.shape}, {centers.shape}"
+        )
+    d2 = ((samples[:, None, :] - centers[None, :, :]) ** 2).sum(-1)
+    return np.bincount(d2.argmin(1), minlength=len(centers)) / len(samples)

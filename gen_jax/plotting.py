@@ -37,8 +37,17 @@ def density_and_samples_figure(
         logd = panel.get("log_density")
         if logd is not None:
             dens = np.exp(np.clip(np.nan_to_num(logd, nan=-np.inf), -50, 50))
+            # colour scale clipped at the 99.5th percentile: a narrow spike (common in flows at the
+            # edges of a support) would otherwise leave the rest of the picture black
             top.imshow(
-                dens, origin="lower", extent=extent, cmap="magma", aspect="equal", interpolation="nearest"
+                dens,
+                origin="lower",
+                extent=extent,
+                cmap="magma",
+                aspect="equal",
+                interpolation="nearest",
+                vmin=0.0,
+                vmax=max(float(np.quantile(dens, 0.995)), 1e-30),
             )
         else:
             top.text(0.5, 0.5, panel.get("no_density", "no density"), ha="center", va="center", fontsize=8)
@@ -78,6 +87,56 @@ def curves_figure(
     if kw.get("hline") is not None:
         ax.axhline(kw["hline"], color="gray", ls="--", lw=1, label=kw.get("hline_label"))
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curve_panels_figure(path: str | Path, title: str, panels: list[dict]) -> None:
+    """Side-by-side line plots. Each panel: `title`, `series` {label: (x, y)}, `xlabel`, `ylabel`,
+    optional `hline` (value, label), `yscale` and `xscale` ("linear", "log", "symlog", ...)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for label, (x, y) in panel["series"].items():
+            ax.plot(x, y, label=label, marker=".")
+        if panel.get("hline") is not None:
+            value, label = panel["hline"]
+            ax.axhline(value, color="gray", ls="--", lw=1, label=label)
+        ax.set_yscale(panel.get("yscale", "linear"))
+        ax.set_xscale(panel.get("xscale", "linear"))
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.set_title(panel.get("title", ""), fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def image_grid(path: str | Path, images: np.ndarray, title: str = "", cols: int | None = None) -> None:
+    """A grid of uint8 (or [0, 1] float) images (n, H, W, 1) saved as one PNG."""
+    plt = _plt()
+    images = np.asarray(images)
+    n = len(images)
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    h, w = images.shape[1:3]
+    canvas = np.ones((rows * (h + 2), cols * (w + 2)), np.float32)
+    scale = 255.0 if images.dtype == np.uint8 or images.max() > 1.5 else 1.0
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = (
+            img[..., 0] / scale
+        )
+    fig, ax = plt.subplots(figsize=(cols * 0.45 + 0.5, rows * 0.45 + 0.7))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -29,8 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gen_jax.models.base import Model, check_batch
+from gen_jax.models.base import Kind, Model, UpdateGroups, check_batch
 
 Array = jax.Array
 
@@ -56,10 +57,12 @@ class TrainConfig:
     time_limit_s: float | None = None  # stop (with a checkpoint) after this much training time
     seed: int = 0
     progress: bool = True
+    init_examples: int = 1024  # training examples `model.init` sees (a data-dependent init may want all)
+    num_devices: int | None = None  # data-parallel over this many devices (None: all visible devices)
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1 or self.steps_per_dispatch < 1:
-            raise ValueError(f"steps, batch_size and steps_per_dispatch must be >= 1: {self}")
+        if self.steps < 0 or self.batch_size < 1 or self.steps_per_dispatch < 1:
+            raise ValueError(f"steps must be >= 0, batch_size and steps_per_dispatch >= 1: {self}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"unknown schedule {self.schedule!r}; choose 'cosine' or 'constant'")
 
@@ -95,7 +98,11 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
-def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+def make_optimizer(cfg: TrainConfig, groups: UpdateGroups | None = None) -> optax.GradientTransformation:
+    """Adam(W) with the configured schedule and clipping; `groups` (a model's `update_groups`)
+    updates parameter groups in turns (see `grouped_optimizer`)."""
+    if groups is not None:
+        return grouped_optimizer(cfg, groups)
     if cfg.schedule == "constant":
         lr = cfg.lr
         if cfg.warmup_steps:
@@ -110,6 +117,31 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     else:
         opt = optax.adam(lr, b1=cfg.b1, b2=cfg.b2)
     return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm else opt
+
+
+def grouped_optimizer(cfg: TrainConfig, groups: UpdateGroups) -> optax.GradientTransformation:
+    """One optimizer per parameter group (its own clipping and moments), each applied only on its
+    turns of `groups.schedule` and zero elsewhere (`optax.transforms.conditionally_mask`, keyed on
+    the step count it holds in the optimizer state). A group's learning-rate schedule spans its
+    share of `cfg.steps`, so every group's schedule ends with the run."""
+    period = len(groups.schedule)
+    transforms = {}
+    for name in dict.fromkeys(groups.schedule):
+        turns = tuple(i for i, g in enumerate(groups.schedule) if g == name)
+        share = len(turns) / period
+        inner = make_optimizer(
+            dataclasses.replace(
+                cfg,
+                steps=max(1, math.ceil(cfg.steps * share)),
+                warmup_steps=math.ceil(cfg.warmup_steps * share),
+            )
+        )
+
+        def active(step, turns=turns):
+            return jnp.any(step % period == jnp.asarray(turns, jnp.int32))
+
+        transforms[name] = optax.transforms.conditionally_mask(inner, active)
+    return optax.multi_transform(transforms, groups.labels)
 
 
 def init_state(model: Model, key: Array, example_batch: Array, optimizer, ema: bool) -> TrainState:
@@ -142,27 +174,56 @@ def make_train_step(model: Model, optimizer, ema_decay: float | None):
     return train_step
 
 
-def random_batches(batch_size: int) -> Callable[[Array, Array], Array]:
-    """(data, key) -> a batch drawn uniformly with replacement, on the device."""
+def random_batches(batch_size: int) -> Callable[[Array, Array, Array], Array]:
+    """(data, key, step) -> a batch drawn uniformly with replacement, on the device."""
 
-    def batch_fn(data, key):
+    def batch_fn(data, key, step):
         idx = jax.random.randint(key, (batch_size,), 0, data.shape[0])
         return jnp.take(data, idx, axis=0)
 
     return batch_fn
 
 
-def make_multi_step(train_step, batch_fn, num_steps: int, seed: int):
+def ordered_batches(order: Array) -> Callable[[Array, Array, Array], Array]:
+    """(data, key, step) -> data[order[step]]: a fixed batch order, e.g. the one other libraries
+    see in a side-by-side benchmark. `order` is an int array (steps, batch_size)."""
+    order = jnp.asarray(order, jnp.int32)
+
+    def batch_fn(data, key, step):
+        return jnp.take(data, order[step % order.shape[0]], axis=0)
+
+    return batch_fn
+
+
+def data_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D mesh with axis "data" over the first `num_devices` devices (all by default)."""
+    devices = jax.devices()
+    n = len(devices) if num_devices is None else num_devices
+    if not 1 <= n <= len(devices):
+        raise ValueError(f"num_devices={num_devices}, but {len(devices)} devices are visible")
+    return Mesh(np.asarray(devices[:n]), ("data",))
+
+
+def make_multi_step(train_step, batch_fn, num_steps: int, seed: int, mesh: Mesh | None = None):
     """A jitted function running `num_steps` optimizer steps in one `lax.scan`.
 
-    (state, data) -> (state, stacked metrics); the state's buffers are donated.
+    (state, data) -> (state, stacked metrics); the state's buffers are donated. With a mesh of
+    several devices, each batch is sharded along its "data" axis (data parallelism); the
+    parameters stay replicated and XLA inserts the gradient all-reduce. The step is the same code
+    on 1 or many devices.
     """
     base = jax.random.key(seed)
+    batch_sharding = (
+        NamedSharding(mesh, PartitionSpec("data")) if mesh is not None and mesh.size > 1 else None
+    )
 
     def run(state, data):
         def body(state, _):
             data_key, loss_key = jax.random.split(jax.random.fold_in(base, state.step))
-            return train_step(state, batch_fn(data, data_key), loss_key)
+            batch = batch_fn(data, data_key, state.step)
+            if batch_sharding is not None:
+                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+            return train_step(state, batch, loss_key)
 
         return jax.lax.scan(body, state, None, length=num_steps)
 
@@ -207,7 +268,7 @@ def restore_params(model: Model, workdir: str | Path, example_batch: Array, cfg:
     ckpt = Checkpointer(Path(workdir) / "checkpoints", cfg.max_to_keep)
     if ckpt.latest_step() is None:
         raise FileNotFoundError(f"no checkpoint under {Path(workdir) / 'checkpoints'}; train first")
-    optimizer = make_optimizer(cfg)
+    optimizer = make_optimizer(cfg, model.update_groups)
     like = init_state(model, jax.random.key(cfg.seed), example_batch, optimizer, cfg.ema_decay is not None)
     state = ckpt.restore(like)
     ckpt.close()
@@ -218,13 +279,19 @@ def _to_host(tree) -> dict:
     return {k: np.asarray(v) for k, v in jax.device_get(tree).items()}
 
 
-def _truncate_jsonl(path: Path, last_step: int) -> None:
-    """Drop rows written after `last_step` (by a run killed after its last checkpoint)."""
+def _truncate_jsonl(path: Path, last_step: int) -> float:
+    """Drop rows written after `last_step` (by a run killed after its last checkpoint).
+
+    Returns the training time recorded up to `last_step` (0.0 if none), so that time limits
+    and reported times cover the whole run across resumes.
+    """
     if not path.exists():
-        return
+        return 0.0
     rows = [line for line in path.read_text().splitlines() if line.strip()]
     keep = [line for line in rows if json.loads(line).get("step", 0) <= last_step]
     path.write_text("".join(line + "\n" for line in keep))
+    times = [json.loads(line)["time"] for line in keep if "time" in json.loads(line)]
+    return float(times[-1]) if times else 0.0
 
 
 def train(
@@ -235,7 +302,7 @@ def train(
     eval_data: Array | None = None,
     resume: bool = False,
     eval_fn: Callable[[Any], dict] | None = None,
-    batch_fn: Callable[[Array, Array], Array] | None = None,
+    batch_fn: Callable[[Array, Array, Array], Array] | None = None,
     desc: str | None = None,
 ) -> TrainResult:
     """Train `model` on `train_data` (an array of examples) with `model.loss`.
@@ -247,22 +314,36 @@ def train(
         held-out NLL of `eval_size` of them is logged as `eval_nll`.
       resume: continue from the last checkpoint in `workdir` if there is one.
       eval_fn: params -> dict of extra metrics, called at the same times.
-      batch_fn: (data, key) -> batch; default draws `batch_size` examples uniformly.
+      batch_fn: (data, key, step) -> batch; default draws `batch_size` examples uniformly
+        (see also `ordered_batches`).
+
+    Data parallelism: the batch is sharded over `cfg.num_devices` devices (all by default) along
+    a "data" mesh axis; parameters, optimizer state and the training array are replicated, so
+    the same global batch gives the same result on 1 or many devices. Several hosts: call
+    `jax.distributed.initialize()` first (see the README); every host then runs this same code.
     """
     check_batch(train_data, model.event_shape, "train_data")
     train_data = jnp.asarray(train_data)
-    optimizer = make_optimizer(cfg)
+    optimizer = make_optimizer(cfg, model.update_groups)
     train_step = make_train_step(model, optimizer, cfg.ema_decay)
     batch_fn = batch_fn or random_batches(cfg.batch_size)
-    k = min(cfg.steps_per_dispatch, cfg.steps)
+    mesh = data_mesh(cfg.num_devices)
+    if cfg.batch_size % mesh.size:
+        raise ValueError(
+            f"the global batch of {cfg.batch_size} does not divide over {mesh.size} devices; use a batch "
+            f"size that is a multiple of {mesh.size} (e.g. {mesh.size * -(-cfg.batch_size // mesh.size)}) "
+            "or set num_devices"
+        )
+    k = max(1, min(cfg.steps_per_dispatch, cfg.steps))  # steps=0: init only (e.g. a model fitted in init)
 
     init_key = jax.random.fold_in(jax.random.key(cfg.seed), 2**31 - 1)
-    example = train_data[: max(cfg.batch_size, min(train_data.shape[0], 1024))]
+    example = train_data[: max(cfg.batch_size, min(train_data.shape[0], cfg.init_examples))]
     state = init_state(model, init_key, example, optimizer, cfg.ema_decay is not None)
 
     workdir = Path(workdir) if workdir is not None else None
     ckpt = metrics_path = None
     resumed_from = None
+    elapsed_before = 0.0  # training seconds of the earlier runs this one resumes
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
         metrics_path = workdir / "metrics.jsonl"
@@ -272,7 +353,7 @@ def train(
         if last is not None and resume:
             state = ckpt.restore(state)
             resumed_from = int(state.step)
-            _truncate_jsonl(metrics_path, resumed_from)
+            elapsed_before = _truncate_jsonl(metrics_path, resumed_from)
         elif last is not None:
             raise FileExistsError(
                 f"{workdir} already holds checkpoints (last step {last}): pass resume=True (--resume) "
@@ -283,9 +364,12 @@ def train(
         config_path.write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
 
     evaluate = _make_evaluator(model, eval_data, cfg, eval_fn)
-    chunk = make_multi_step(train_step, batch_fn, k, cfg.seed)
+    if mesh.size > 1:  # replicate everything but the batch
+        replicated = NamedSharding(mesh, PartitionSpec())
+        state, train_data = jax.device_put((state, train_data), replicated)
+    chunk = make_multi_step(train_step, batch_fn, k, cfg.seed, mesh)
     remainder = cfg.steps % k
-    last_chunk = make_multi_step(train_step, batch_fn, remainder, cfg.seed) if remainder else chunk
+    last_chunk = make_multi_step(train_step, batch_fn, remainder, cfg.seed, mesh) if remainder else chunk
 
     history: list[dict] = []
 
@@ -312,7 +396,8 @@ def train(
     def every(n: int | None, step: int) -> bool:  # does dispatch ending at `step` cross a multiple of n?
         return bool(n) and (step // n) > ((step - k) // n)
 
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - elapsed_before  # times count the whole run, across resumes
+    t_call = time.perf_counter()
     first_dispatch_seconds = None
     steady_t0 = None
     steps_at_steady = start_step
@@ -351,7 +436,7 @@ def train(
             state, metrics = fn(state, train_data)
             if first_dispatch_seconds is None:
                 jax.block_until_ready(metrics)
-                first_dispatch_seconds = time.perf_counter() - t0
+                first_dispatch_seconds = time.perf_counter() - t_call
                 steady_t0, steps_at_steady = time.perf_counter(), step + n
             if pending is not None:
                 consume(pending)
@@ -371,6 +456,11 @@ def train(
                 break
         if pending is not None:
             consume(pending)
+        if cfg.steps == 0:  # a model fitted in `init`: still evaluated and checkpointed
+            if evaluate is not None:
+                log({"step": 0, **evaluate(state.eval_params)})
+            if ckpt is not None:
+                ckpt.save(state)
         jax.block_until_ready(state)
     except KeyboardInterrupt:
         if ckpt is not None:  # keep finished work: the state here is whole (dispatches are atomic)
@@ -399,6 +489,10 @@ def _make_evaluator(model: Model, eval_data, cfg: TrainConfig, eval_fn):
     if eval_data is None and eval_fn is None:
         return None
     fns = []
+    if eval_data is not None and model.kind == Kind.NONE:
+        eval_data = None  # no density to evaluate (implicit model); eval_fn may still report metrics
+        if eval_fn is None:
+            return None
     if eval_data is not None:
         check_batch(eval_data, model.event_shape, "eval_data")
         held_out = jnp.asarray(eval_data[: cfg.eval_size])

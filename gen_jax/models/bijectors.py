@@ -102,3 +102,223 @@ class RationalQuadraticSpline(distrax.Bijector):
         denom = s + sum_d * t
         dydx = s**2 * (d1 * xi**2 + 2 * s * t + d0 * (1 - xi) ** 2) / denom**2
         return jnp.where(inside, x0 + xi * w, y), jnp.where(inside, -jnp.log(dydx), 0.0)
+
+
+# ----------------------------------------------------------------------------- image bijectors
+# Used by the multi-scale image flow (`gen_jax.models.image_flows`). Each acts on images of
+# shape (..., H, W, C) (event_ndims 3) with any leading batch shape, and its `forward` is the
+# normalizing direction (data -> latent), as in Glow; the flow hands `distrax.Inverse` of the
+# composed map to `distrax.Transformed`.
+
+
+def _image_shape(x: Array, what: str) -> tuple[tuple[int, ...], int, int, int]:
+    if x.ndim < 3:
+        raise ValueError(f"{what} acts on images (..., H, W, C); got an array of shape {x.shape}")
+    *batch, h, w, c = x.shape
+    return tuple(batch), h, w, c
+
+
+def _per_channel(v: Array, x: Array) -> Array:
+    """A (C,) vector shaped to broadcast against x (..., C) without implicit rank promotion."""
+    return v.astype(x.dtype).reshape((1,) * (x.ndim - 1) + (-1,))
+
+
+class Squeeze(distrax.Bijector):
+    """Space to depth: (..., H, W, C) -> (..., H/f, W/f, f*f*C), log-det 0 (Dinh et al. 2017, sec. 3.6).
+
+    Each f x f patch of pixels becomes f*f channels of one pixel (row-major within the patch).
+    """
+
+    def __init__(self, factor: int = 2):
+        super().__init__(event_ndims_in=3, is_constant_jacobian=True)
+        self.factor = int(factor)
+
+    def _perm(self, n: int) -> tuple[int, ...]:  # swaps the two middle axes; its own inverse
+        return tuple(range(n)) + (n, n + 2, n + 1, n + 3, n + 4)
+
+    def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
+        batch, h, w, c = _image_shape(x, "Squeeze")
+        f = self.factor
+        if h % f or w % f:
+            raise ValueError(
+                f"Squeeze by {f} needs height and width divisible by {f}, got {h}x{w}; pad the images "
+                "or use fewer levels"
+            )
+        y = x.reshape(batch + (h // f, f, w // f, f, c)).transpose(self._perm(len(batch)))
+        return y.reshape(batch + (h // f, w // f, f * f * c)), jnp.zeros(batch, x.dtype)
+
+    def inverse_and_log_det(self, y: Array) -> tuple[Array, Array]:
+        batch, h, w, c = _image_shape(y, "Squeeze")
+        f = self.factor
+        if c % (f * f):
+            raise ValueError(f"Squeeze.inverse by {f} needs channels divisible by {f * f}, got {c}")
+        x = y.reshape(batch + (h, w, f, f, c // (f * f))).transpose(self._perm(len(batch)))
+        return x.reshape(batch + (h * f, w * f, c // (f * f))), jnp.zeros(batch, y.dtype)
+
+
+class ActNorm(distrax.Bijector):
+    """Per-channel affine y = (x + bias) * exp(log_scale) (Kingma & Dhariwal 2018, sec. 3.1).
+
+    log|det| = H W sum(log_scale). Glow initialises it from data so that y has zero mean and unit
+    variance per channel on a first batch: `actnorm_init(x)` returns those parameters.
+    """
+
+    def __init__(self, bias: Array, log_scale: Array):
+        super().__init__(event_ndims_in=3, is_constant_jacobian=True)
+        self.bias, self.log_scale = bias, log_scale
+
+    def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
+        batch, h, w, _ = _image_shape(x, "ActNorm")
+        y = (x + _per_channel(self.bias, x)) * jnp.exp(_per_channel(self.log_scale, x))
+        return y, jnp.broadcast_to(h * w * jnp.sum(self.log_scale).astype(x.dtype), batch)
+
+    def inverse_and_log_det(self, y: Array) -> tuple[Array, Array]:
+        batch, h, w, _ = _image_shape(y, "ActNorm")
+        x = y * jnp.exp(-_per_channel(self.log_scale, y)) - _per_channel(self.bias, y)
+        return x, jnp.broadcast_to(-h * w * jnp.sum(self.log_scale).astype(y.dtype), batch)
+
+
+def actnorm_init(x: Array, eps: float = 1e-6) -> dict:
+    """ActNorm parameters making a batch x (..., C) zero-mean and unit-variance per channel."""
+    axes = tuple(range(x.ndim - 1))
+    return {"bias": -jnp.mean(x, axis=axes), "log_scale": -jnp.log(jnp.std(x, axis=axes) + eps)}
+
+
+class Invertible1x1Conv(distrax.Bijector):
+    """Invertible 1x1 convolution y_ij = W x_ij in LU form (Kingma & Dhariwal 2018, sec. 3.2).
+
+    W = P L (U + diag(sign * exp(log_s))) with P a fixed permutation, L unit lower-triangular,
+    U strictly upper-triangular and `sign` fixed: log|det| = H W sum(log_s) at O(C) cost, and the
+    inverse is two triangular solves. `lower`/`upper` are unconstrained (C, C) arrays (only their
+    strict triangles are used); `perm` (C, C) and `sign` (C,) are constants of the architecture.
+    """
+
+    def __init__(self, lower: Array, upper: Array, log_s: Array, perm: Array, sign: Array):
+        super().__init__(event_ndims_in=3, is_constant_jacobian=True)
+        self.lower, self.upper, self.log_s, self.perm, self.sign = lower, upper, log_s, perm, sign
+
+    def _factors(self, dtype):
+        c = self.log_s.shape[-1]
+        eye = jnp.eye(c, dtype=dtype)
+        lower = jnp.tril(self.lower.astype(dtype), -1) + eye
+        upper = jnp.triu(self.upper.astype(dtype), 1) + jnp.diag(
+            self.sign.astype(dtype) * jnp.exp(self.log_s.astype(dtype))
+        )
+        return self.perm.astype(dtype), lower, upper
+
+    def weight(self, dtype=jnp.float32) -> Array:
+        p, lower, upper = self._factors(dtype)
+        return p @ lower @ upper
+
+    def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
+        batch, h, w, _ = _image_shape(x, "Invertible1x1Conv")
+        y = jnp.einsum("...d,cd->...c", x, self.weight(x.dtype))
+        return y, jnp.broadcast_to(h * w * jnp.sum(self.log_s).astype(x.dtype), batch)
+
+    def inverse_and_log_det(self, y: Array) -> tuple[Array, Array]:
+        batch, h, w, _ = _image_shape(y, "Invertible1x1Conv")
+        p, lower, upper = self._factors(y.dtype)
+        solve = jax.scipy.linalg.solve_triangular
+        w_inv = solve(upper, solve(lower, p.T, lower=True, unit_diagonal=True), lower=False)
+        x = jnp.einsum("...d,cd->...c", y, w_inv)
+        return x, jnp.broadcast_to(-h * w * jnp.sum(self.log_s).astype(y.dtype), batch)
+
+
+def lu_init(key_or_seed, channels: int) -> dict:
+    """A random rotation in the LU form of `Invertible1x1Conv` (numpy, on the host).
+
+    Returns {"lower", "upper", "log_s"} (the trainable part) and {"perm", "sign"} (the constants).
+    """
+    import numpy as np
+    import scipy.linalg
+
+    rng = np.random.default_rng(key_or_seed)
+    q, _ = np.linalg.qr(rng.standard_normal((channels, channels)))
+    p, lower, upper = scipy.linalg.lu(q)
+    s = np.diag(upper)
+    return {
+        "lower": np.tril(lower, -1).astype(np.float32),
+        "upper": np.triu(upper, 1).astype(np.float32),
+        "log_s": np.log(np.abs(s)).astype(np.float32),
+        "perm": p.astype(np.float32),
+        "sign": np.sign(s).astype(np.float32),
+    }
+
+
+class ScanChain(distrax.Bijector):
+    """K bijectors of one structure with stacked parameters, run as one `lax.scan`.
+
+    `make(p)` builds the bijector of one layer from its slice `p` of `stacked` (a pytree whose
+    leaves have a leading axis K). forward applies layer 0 first (the opposite of
+    `distrax.Chain`'s order); inverse runs the layers backwards. Compile time does not grow with K.
+    `unroll` is `lax.scan`'s: True unrolls all K layers, which on XLA:CPU makes the gradient of a
+    stack of convolutional steps several times faster (measured 3.6x for Glow steps) for a
+    longer compile.
+    """
+
+    def __init__(self, make, stacked, event_ndims: int, unroll: int | bool = 1):
+        super().__init__(event_ndims_in=event_ndims)
+        self._make, self._stacked, self.unroll = make, stacked, unroll
+
+    def _run(self, x: Array, reverse: bool) -> tuple[Array, Array]:
+        batch = x.shape[: x.ndim - self.event_ndims_in]
+
+        def body(carry, p):
+            v, total = carry
+            bij = self._make(p)
+            v, ld = bij.inverse_and_log_det(v) if reverse else bij.forward_and_log_det(v)
+            return (v, total + ld), None
+
+        (y, log_det), _ = jax.lax.scan(
+            body, (x, jnp.zeros(batch, x.dtype)), self._stacked, reverse=reverse, unroll=self.unroll
+        )
+        return y, log_det
+
+    def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
+        return self._run(x, reverse=False)
+
+    def inverse_and_log_det(self, y: Array) -> tuple[Array, Array]:
+        return self._run(y, reverse=True)
+
+
+class MultiScale(distrax.Bijector):
+    """One scale of a multi-scale flow (Dinh et al. 2017, sec. 3.6): image -> flat latent.
+
+    forward: h = transform(x) (shape `shape` = (H, W, C)); the channels split into keep =
+    h[..., :C//2] and out = h[..., C//2:]; out is factored out (flattened into the latent) and
+    keep goes on through `rest` (the next scale, another MultiScale, or None to end there). The
+    latent is concat(flat(out), rest(keep)); with rest=None it is flat(h). log|det| is the sum of
+    transform's and rest's. event_ndims 3 -> 1.
+    """
+
+    def __init__(self, transform: distrax.Bijector, shape: tuple[int, int, int], rest: MultiScale | None):
+        super().__init__(event_ndims_in=3, event_ndims_out=1)
+        if transform.event_ndims_in != 3 or transform.event_ndims_out != 3:
+            raise ValueError("MultiScale's transform must map images to images (event_ndims 3 -> 3)")
+        self.transform, self.shape, self.rest = transform, tuple(shape), rest
+        h, w, c = self.shape
+        self.num_keep = 0 if rest is None else c // 2
+        self.num_out = h * w * (c - self.num_keep)  # latent dimensions factored out at this scale
+
+    def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
+        h, log_det = self.transform.forward_and_log_det(x)
+        batch = h.shape[:-3]
+        if h.shape[-3:] != self.shape:
+            raise ValueError(f"MultiScale expected transform(x) of shape {self.shape}, got {h.shape[-3:]}")
+        out = h[..., self.num_keep :].reshape(batch + (self.num_out,))
+        if self.rest is None:
+            return out, log_det
+        z_rest, ld_rest = self.rest.forward_and_log_det(h[..., : self.num_keep])
+        return jnp.concatenate([out, z_rest], axis=-1), log_det + ld_rest
+
+    def inverse_and_log_det(self, z: Array) -> tuple[Array, Array]:
+        batch = z.shape[:-1]
+        hh, ww, c = self.shape
+        out = z[..., : self.num_out].reshape(batch + (hh, ww, c - self.num_keep))
+        if self.rest is None:
+            h, log_det = out, jnp.zeros(batch, z.dtype)
+        else:
+            keep, log_det = self.rest.inverse_and_log_det(z[..., self.num_out :])
+            h = jnp.concatenate([keep, out], axis=-1)
+        x, ld = self.transform.inverse_and_log_det(h)
+        return x, log_det + ld

@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 import distrax
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gen_jax.models.base import Model, distribution_model
 from gen_jax.models.bijectors import RationalQuadraticSpline
 from gen_jax.nn.made import MADE
 from gen_jax.nn.mlp import MLP
 from gen_jax.nn.mlp import activation as activation_fn
+from gen_jax.nn.mlp import compute_dtype as dtype_of
 
 MAX_LOG_SCALE = 5.0
 
@@ -76,6 +76,73 @@ def _check_dim(event_dim: int, need: int, family: str) -> None:
         )
 
 
+class Reverse(distrax.Bijector):
+    """Reverses the order of the last axis: a volume-preserving permutation (log-det 0)."""
+
+    def __init__(self):
+        super().__init__(event_ndims_in=1)
+
+    def forward_and_log_det(self, x):
+        return x[..., ::-1], jnp.zeros(x.shape[:-1], x.dtype)
+
+    def inverse_and_log_det(self, y):
+        return y[..., ::-1], jnp.zeros(y.shape[:-1], y.dtype)
+
+
+class ScanChain(distrax.Bijector):
+    """The same parameterised layer applied L times, with parameters stacked on a leading axis,
+    run by `lax.scan`: compile time stays that of one layer however deep the flow.
+
+    `layer(params_i)` builds layer i's bijector; forward applies layer 0 first.
+    """
+
+    def __init__(self, layer: Callable[[dict], distrax.Bijector], stacked_params, event_ndims: int = 1):
+        super().__init__(event_ndims_in=event_ndims)
+        self._layer = layer
+        self._params = stacked_params
+
+    def forward_and_log_det(self, x):
+        def body(x, p):
+            return self._layer(p).forward_and_log_det(x)
+
+        y, log_dets = jax.lax.scan(body, x, self._params)
+        return y, jnp.sum(log_dets, axis=0)
+
+    def inverse_and_log_det(self, y):
+        def body(y, p):
+            return self._layer(p).inverse_and_log_det(y)
+
+        x, log_dets = jax.lax.scan(body, y, self._params, reverse=True)
+        return x, jnp.sum(log_dets, axis=0)
+
+
+def stacked_layers(
+    num_layers: int, layer: Callable[[dict], distrax.Bijector], init_one: Callable, scan: bool
+):
+    """(init, bijector) for `num_layers` identical layers, each followed by a `Reverse`.
+
+    scan=True stacks the parameters and runs the layers under `lax.scan` (compiles one layer);
+    scan=False keeps a list and chains them in Python (XLA sees every layer).
+    """
+
+    def with_reverse(p) -> distrax.Bijector:
+        return distrax.Chain([Reverse(), layer(p)])  # the layer acts first, then the reversal
+
+    def init(key, x):
+        keys = jax.random.split(key, num_layers)
+        if scan:
+            return {"layers": jax.vmap(init_one)(keys)}
+        return {"layers": [init_one(k) for k in keys]}
+
+    def bijector(params):
+        if scan:
+            return ScanChain(with_reverse, params["layers"])
+        # distrax.Chain applies its last element first: layer 0 acts first on the base sample
+        return distrax.Chain([with_reverse(p) for p in params["layers"]][::-1])
+
+    return init, bijector
+
+
 def coupling_flow(
     event_dim: int,
     num_layers: int,
@@ -84,57 +151,48 @@ def coupling_flow(
     num_bins: int = 8,
     tail_bound: float = 4.0,
     activation: str = "relu",
+    scan_layers: bool = True,
     name: str | None = None,
+    compute_dtype: str = "float32",
 ) -> Model:
-    """Coupling flow: layer i keeps one half of x fixed and transforms the other half
-    elementwise with parameters computed from the fixed half; halves alternate."""
+    """Coupling flow: each layer keeps the first half of x fixed and transforms the second half
+    elementwise with parameters computed from the first; a reversal between layers makes the
+    halves alternate (in 2D: x2 given x1, then x1 given x2, ...).
+
+    `compute_dtype="bfloat16"`: the conditioner MLPs (nearly all the FLOPs) compute in bfloat16
+    with float32 parameters; their outputs, the transformers, log-determinants and log p stay
+    float32, where bfloat16's 8-bit mantissa would corrupt the numbers."""
     _check_dim(event_dim, 2, "a coupling flow")
     split = event_dim // 2
+    d2 = event_dim - split
     if transformer == "affine":
         per_dim, make_transformer = 2, affine_transformer
     elif transformer == "spline":
         per_dim, make_transformer = 3 * num_bins - 1, spline_transformer(tail_bound)
     else:
         raise ValueError(f"unknown coupling transformer {transformer!r}; choose 'affine' or 'spline'")
+    net = MLP(
+        tuple(hidden),
+        d2 * per_dim,
+        activation_fn(activation),
+        zero_init_last=True,
+        dtype=dtype_of(compute_dtype),
+    )
 
-    def sizes(i: int) -> tuple[int, int]:  # (conditioning dims, transformed dims) of layer i
-        swap = i % 2 == 1
-        return (event_dim - split, split) if swap else (split, event_dim - split)
+    def init_one(key):
+        return net.init(key, jnp.zeros((1, split)))["params"]
 
-    act = activation_fn(activation)
-    nets = [MLP(tuple(hidden), sizes(i)[1] * per_dim, act, zero_init_last=True) for i in range(num_layers)]
-
-    def init(key, x):
-        keys = jax.random.split(key, num_layers)
-        return {
-            "layers": [
-                net.init(k, jnp.zeros((1, sizes(i)[0])))["params"]
-                for i, (net, k) in enumerate(zip(nets, keys, strict=True))
-            ]
-        }
-
-    def layer(i: int, p) -> distrax.Bijector:
-        net, d2 = nets[i], sizes(i)[1]
-
+    def layer(p) -> distrax.Bijector:
         def conditioner(x1):
-            out = net.apply({"params": p}, x1)
-            return out.reshape(*x1.shape[:-1], d2, per_dim)
+            return net.apply({"params": p}, x1).reshape(*x1.shape[:-1], d2, per_dim)
 
-        return distrax.SplitCoupling(
-            split_index=split,
-            event_ndims=1,
-            conditioner=conditioner,
-            bijector=make_transformer,
-            swap=i % 2 == 1,
-        )
+        return distrax.SplitCoupling(split, event_ndims=1, conditioner=conditioner, bijector=make_transformer)
 
-    def bijector(params):
-        # distrax.Chain applies its last element first: layer 0 acts first on the base sample.
-        return distrax.Chain([layer(i, p) for i, p in enumerate(params["layers"])][::-1])
-
+    init, bijector = stacked_layers(num_layers, layer, init_one, scan_layers)
     info = dict(
         family="flow",
         architecture=f"{transformer} coupling x{num_layers}, MLP {list(hidden)} {activation}",
+        compute_dtype=compute_dtype,
         num_bins=num_bins if transformer == "spline" else None,
         tail_bound=tail_bound if transformer == "spline" else None,
     )
@@ -147,10 +205,21 @@ def realnvp(
     num_layers: int = 8,
     hidden: Sequence[int] = (64, 64),
     activation: str = "relu",
-    name="realnvp",
+    scan_layers: bool = True,
+    name: str = "realnvp",
+    compute_dtype: str = "float32",
 ) -> Model:
     """RealNVP: affine coupling layers."""
-    return coupling_flow(event_dim, num_layers, hidden, "affine", activation=activation, name=name)
+    return coupling_flow(
+        event_dim,
+        num_layers,
+        hidden,
+        "affine",
+        activation=activation,
+        scan_layers=scan_layers,
+        name=name,
+        compute_dtype=compute_dtype,
+    )
 
 
 def nsf(
@@ -160,10 +229,23 @@ def nsf(
     num_bins: int = 8,
     tail_bound: float = 4.0,
     activation: str = "relu",
+    scan_layers: bool = True,
     name: str = "nsf",
+    compute_dtype: str = "float32",
 ) -> Model:
     """Neural spline flow: rational-quadratic spline coupling layers."""
-    return coupling_flow(event_dim, num_layers, hidden, "spline", num_bins, tail_bound, activation, name=name)
+    return coupling_flow(
+        event_dim,
+        num_layers,
+        hidden,
+        "spline",
+        num_bins,
+        tail_bound,
+        activation,
+        scan_layers,
+        name=name,
+        compute_dtype=compute_dtype,
+    )
 
 
 class MaskedAutoregressiveAffine(distrax.Bijector):
@@ -201,28 +283,27 @@ def maf(
     num_layers: int = 5,
     hidden: Sequence[int] = (64, 64),
     activation: str = "relu",
-    name="maf",
-):
-    """Masked autoregressive flow; the autoregressive order reverses from layer to layer."""
-    orders = [np.arange(event_dim) if i % 2 == 0 else np.arange(event_dim)[::-1] for i in range(num_layers)]
-    nets = [
-        MADE(tuple(int(o) for o in order), tuple(hidden), 2, activation_fn(activation)) for order in orders
-    ]
+    scan_layers: bool = True,
+    name: str = "maf",
+    compute_dtype: str = "float32",
+) -> Model:
+    """Masked autoregressive flow; a reversal between layers alternates the autoregressive order.
 
-    def init(key, x):
-        keys = jax.random.split(key, num_layers)
-        return {
-            "layers": [
-                net.init(k, jnp.zeros((1, event_dim)))["params"] for net, k in zip(nets, keys, strict=True)
-            ]
-        }
+    `compute_dtype="bfloat16"`: the MADE computes in bfloat16 (float32 parameters and outputs)."""
+    net = MADE(
+        tuple(range(event_dim)), tuple(hidden), 2, activation_fn(activation), dtype=dtype_of(compute_dtype)
+    )
 
-    def bijector(params):
-        layers = [
-            MaskedAutoregressiveAffine(lambda x, net=net, p=p: net.apply({"params": p}, x), event_dim)
-            for net, p in zip(nets, params["layers"], strict=True)
-        ]
-        return distrax.Chain(layers[::-1])
+    def init_one(key):
+        return net.init(key, jnp.zeros((1, event_dim)))["params"]
 
-    info = dict(family="flow", architecture=f"MAF x{num_layers}, MADE {list(hidden)} {activation}")
+    def layer(p) -> distrax.Bijector:
+        return MaskedAutoregressiveAffine(lambda x: net.apply({"params": p}, x), event_dim)
+
+    init, bijector = stacked_layers(num_layers, layer, init_one, scan_layers)
+    info = dict(
+        family="flow",
+        architecture=f"MAF x{num_layers}, MADE {list(hidden)} {activation}",
+        compute_dtype=compute_dtype,
+    )
     return flow_model(name, event_dim, init, bijector, info)

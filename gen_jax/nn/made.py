@@ -8,6 +8,7 @@ model in its own right.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -45,13 +46,17 @@ class MaskedDense(nn.Module):
     features: int
     mask: np.ndarray
     zero_init: bool = False
+    dtype: Any = None  # compute dtype (parameters stay float32)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         init = nn.initializers.zeros if self.zero_init else nn.initializers.lecun_normal()
         w = self.param("kernel", init, (x.shape[-1], self.features))
         b = self.param("bias", nn.initializers.zeros, (self.features,))
-        return x @ (w * jnp.asarray(self.mask)) + b.reshape((1,) * (x.ndim - 1) + (-1,))
+        w = w * jnp.asarray(self.mask)
+        if self.dtype is not None:
+            x, w, b = x.astype(self.dtype), w.astype(self.dtype), b.astype(self.dtype)
+        return x @ w + b.reshape((1,) * (x.ndim - 1) + (-1,))
 
 
 class MADE(nn.Module):
@@ -62,12 +67,17 @@ class MADE(nn.Module):
     params_per_dim: int
     activation: Callable[[jax.Array], jax.Array] = nn.relu
     zero_init_last: bool = True
+    dtype: Any = None  # compute dtype (e.g. bfloat16); the output is then float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         masks = made_masks(self.order, self.hidden, self.params_per_dim)
         h = x
         for width, mask in zip(self.hidden, masks[:-1], strict=True):
-            h = self.activation(MaskedDense(width, mask)(h))
-        out = MaskedDense(len(self.order) * self.params_per_dim, masks[-1], self.zero_init_last)(h)
+            h = self.activation(MaskedDense(width, mask, dtype=self.dtype)(h))
+        out = MaskedDense(len(self.order) * self.params_per_dim, masks[-1], self.zero_init_last, self.dtype)(
+            h
+        )
+        if self.dtype is not None:
+            out = out.astype(jnp.float32)
         return out.reshape(*x.shape[:-1], len(self.order), self.params_per_dim)

@@ -1,0 +1,249 @@
+"""The Fashion-MNIST likelihood benchmark: test bits/dim of every family, each labelled with its kind.
+
+    python -m experiments.images --preset cpu            # make images
+    python -m experiments.images --preset full           # one GPU
+    python -m experiments.images --models pixel_cat,pixelcnn --resume
+    python -m experiments.images --eval results/images/runs/pixelcnn   # make eval CKPT=...
+
+Every image model's `log_prob` returns the log-likelihood of the *discrete* 8-bit image in nats
+(continuous models account for their dequantization themselves, see gen_jax/data/transforms.py),
+so bits/dim is one conversion for all (gen_jax/likelihood/units.py). Each way a model gives
+log p(x) (its log_prob and each estimator) is a row. Writes results/images/results.json,
+results.md and one sample grid per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from experiments import image_quality
+from experiments.common import (
+    build_model,
+    machine_description,
+    markdown_table,
+    train_config_for,
+    write_results,
+)
+from experiments.configs.images import ImagesConfig, get_config
+from gen_jax.data.images import IMAGE_SHAPE, ImageData, load_images
+from gen_jax.likelihood.units import nats_to_bits_per_dim
+from gen_jax.models import Kind, Model, evaluate_nll, num_params
+from gen_jax.plotting import image_grid
+from gen_jax.training import TrainConfig, restore_params, train
+
+KEYS = (
+    "dataset",
+    "model",
+    "likelihood_kind",
+    "test_bpd",
+    "test_bpd_se",
+    "params",
+    "train_seconds",
+    "train_steps",
+    "device",
+    "samples_png",
+)
+COLUMNS = [
+    ("model", "model"),
+    ("likelihood_kind", "kind"),
+    ("test_bpd", "test bits/dim"),
+    ("test_bpd_se", "± se"),
+    ("n_eval", "test images"),
+    ("params", "params"),
+    ("train_seconds", "train s"),
+    ("train_steps", "steps"),
+    ("images_per_sec", "train images/s"),
+    ("device", "device"),
+]
+D = int(np.prod(IMAGE_SHAPE))
+
+
+def load_data(cfg: ImagesConfig) -> tuple[ImageData, ImageData]:
+    train_set = load_images(cfg.dataset, "train", data_dir=cfg.data_dir).shuffled(cfg.seed).take(cfg.n_train)
+    test_set = load_images(cfg.dataset, "test", data_dir=cfg.data_dir).take(cfg.n_test)
+    print(f"data: {len(train_set)} train images from {train_set.source}, {len(test_set)} test", flush=True)
+    return train_set, test_set
+
+
+def _device() -> str:
+    dev = jax.devices()[0]
+    return f"{dev.platform}:{dev.device_kind}"
+
+
+def evaluate_views(
+    model: Model, params, test: np.ndarray, cfg: ImagesConfig, key, dataset: str = "fashion_mnist"
+) -> list[dict]:
+    """Test bits/dim (± standard error) for the model's log_prob and each of its estimators."""
+    rows = []
+    for view_name, view in model.views():
+        if view.kind == Kind.NONE:
+            rows.append(dict(dataset=dataset, model=view_name, likelihood_kind=str(view.kind)))
+            continue
+        n = cfg.eval_examples.get(view_name, len(test))
+        batch = cfg.eval_batch.get(view_name, cfg.eval_batch.get(model.name, 500))
+        nll, se, _ = evaluate_nll(
+            view, params, test[:n], jax.random.fold_in(key, len(rows)), batch_size=batch
+        )
+        se_total = se if view.log_prob_se is None else float(np.hypot(se, view.log_prob_se))
+        rows.append(
+            dict(
+                dataset=dataset,
+                model=view_name,
+                likelihood_kind=str(view.kind),
+                test_bpd=float(nats_to_bits_per_dim(nll, D)),
+                test_bpd_se=float(nats_to_bits_per_dim(se_total, D)),
+                n_eval=n,
+            )
+        )
+    return rows
+
+
+def run_model(
+    name: str, cfg: ImagesConfig, train_set: ImageData, test_set: ImageData, resume: bool
+) -> list[dict]:
+    out = Path(cfg.out)
+    workdir = out / "runs" / name
+    done = workdir / "outcome.json"
+    if resume and done.exists():
+        return json.loads(done.read_text())
+    model = build_model(name, IMAGE_SHAPE, cfg.model_kwargs)
+    tcfg = dataclasses.replace(train_config_for(name, cfg.train, cfg.train_overrides), seed=cfg.seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "model_config.json").write_text(
+        json.dumps(dict(model=name, kwargs=cfg.model_kwargs.get(name, {}), dataset=cfg.dataset), indent=1)
+    )
+    result = train(
+        model, train_set.images, tcfg, workdir, eval_data=test_set.images, resume=resume, desc=name
+    )
+    key = jax.random.key(cfg.seed + 11)
+    rows = evaluate_views(model, result.params, test_set.images, cfg, key, cfg.dataset)
+    png = out / f"samples_{name}.png"
+    samples = jax.jit(model.sample, static_argnums=2)(
+        result.params, jax.random.fold_in(key, 99), cfg.n_samples
+    )
+    image_grid(png, np.asarray(samples), f"{name} samples")
+    for r in rows:
+        r.update(
+            params=num_params(result.params),
+            train_seconds=result.train_seconds,
+            train_steps=int(result.state.step),
+            images_per_sec=result.steps_per_sec * tcfg.batch_size,
+            device=_device(),
+            samples_png=str(png),
+        )
+    done.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def eval_checkpoint(workdir: str | Path, cfg: ImagesConfig) -> list[dict]:
+    """Evaluate a saved run alone (`make eval CKPT=results/images/runs/<model>`)."""
+    workdir = Path(workdir)
+    meta_path = workdir / "model_config.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(
+            f"{meta_path} not found: CKPT must be a run directory written by experiments.images"
+        )
+    meta = json.loads(meta_path.read_text())
+    model = build_model(meta["model"], IMAGE_SHAPE, {meta["model"]: meta["kwargs"]})
+    tcfg = TrainConfig(**json.loads((workdir / "train_config.json").read_text()))
+    cfg = dataclasses.replace(cfg, dataset=meta["dataset"])
+    test_set = load_images(cfg.dataset, "test", data_dir=cfg.data_dir).take(cfg.n_test)
+    example = load_images(cfg.dataset, "train", data_dir=cfg.data_dir).shuffled(tcfg.seed).images
+    params = restore_params(
+        model, workdir, example[: max(tcfg.batch_size, min(len(example), tcfg.init_examples))]
+    )
+    rows = evaluate_views(model, params, test_set.images, cfg, jax.random.key(cfg.seed + 11), cfg.dataset)
+    for r in rows:
+        r.update(params=num_params(params), device=_device())
+    return rows
+
+
+def run(cfg: ImagesConfig, resume: bool = False) -> list[dict]:
+    train_set, test_set = load_data(cfg)
+    rows = []
+    for name in cfg.models:
+        for r in run_model(name, cfg, train_set, test_set, resume):
+            rows.append(r)
+            print(_summary(r), flush=True)
+    write_results(Path(cfg.out), rows, KEYS, markdown(rows, cfg))
+    if cfg.quality.num_samples:  # Parzen bits/dim and the FID-like feature distance (quality.md)
+        chosen = tuple(m for m in cfg.models if cfg.quality.models is None or m in cfg.quality.models)
+        quality_rows = image_quality.report(
+            cfg.quality, train_set, test_set, rows, chosen, Path(cfg.out) / "runs", cfg.model_kwargs, cfg.seed
+        )
+        image_quality.write(Path(cfg.out), quality_rows)
+    return rows
+
+
+def _summary(r: dict) -> str:
+    bpd = (
+        f"{r['test_bpd']:.3f} ± {r['test_bpd_se']:.3f} bits/dim"
+        if r.get("test_bpd") is not None
+        else "no density"
+    )
+    return (
+        f"{r['model']:>24s} {r['likelihood_kind']:>12s}  {bpd}  ({r.get('train_seconds', 0):.0f}s training)"
+    )
+
+
+def markdown(rows: list[dict], cfg: ImagesConfig) -> str:
+    head = (
+        f"{cfg.dataset} test bits/dim (lower is better; ± standard error over test images, and of the log Z "
+        "estimate where there is one). kind says what the number is: exact, lower_bound (of log p, so the "
+        "bits/dim is an upper bound), estimate. Continuous models are scored on uniformly dequantized data.\n"
+        f"Machine: {machine_description()}.\n\n"
+    )
+    return head + markdown_table(
+        rows, COLUMNS, digits={"test_bpd": 3, "test_bpd_se": 3, "train_seconds": 0, "images_per_sec": 1}
+    )
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="cpu", help="cpu | full | smoke")
+    p.add_argument("--models", help="comma-separated model names")
+    p.add_argument("--out", help="output directory")
+    p.add_argument("--data-dir", help="directory of the IDX files (default: $GEN_JAX_DATA_DIR)")
+    p.add_argument(
+        "--resume", action="store_true", help="reuse finished models and continue interrupted ones"
+    )
+    p.add_argument("--eval", metavar="RUN_DIR", help="only evaluate the checkpoint in this run directory")
+    p.add_argument(
+        "--quality",
+        action="store_true",
+        help="write quality.md (Parzen bits/dim, feature distance) also when --models picks a subset",
+    )
+    a = p.parse_args(argv)
+    cfg = get_config(a.preset)
+    changes = {}
+    if a.models:
+        changes["models"] = tuple(a.models.split(","))
+        if not a.quality:  # a partial run skips the sample-quality table unless asked for it
+            changes["quality"] = dataclasses.replace(cfg.quality, num_samples=0)
+    if a.out:
+        changes["out"] = a.out
+    if a.data_dir:
+        changes["data_dir"] = a.data_dir
+    return dataclasses.replace(cfg, **changes), a
+
+
+def main(argv=None) -> None:
+    cfg, a = parse_args(argv)
+    if a.eval:
+        rows = eval_checkpoint(a.eval, cfg)
+        for r in rows:
+            print(_summary({**r, "train_seconds": 0}))
+        return
+    rows = run(cfg, a.resume)
+    print(f"\nwrote {Path(cfg.out) / 'results.json'} ({len(rows)} rows)")
+    print(Path(cfg.out, "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

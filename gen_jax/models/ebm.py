@@ -1,0 +1,250 @@
+"""Energy-based models: log p~(x) = -E(x), trained without ever computing the normalizer.
+
+    model = make_model("ebm_dsm", (2,))          # or make_model("ebm", (2,), objective="ssm")
+    model.kind == Kind.UNNORMALIZED              # log_prob is -E(x): off by an unknown log Z
+    normalized = with_log_z(model, log_z, se)    # gen_jax.likelihood: Kind.ESTIMATE with its se
+
+Energy network: an MLP on vectors, a small conv net on images (H, W, C). Inputs are standardized
+with the mean and scale of the example batch seen at init (kept fixed), and the vector energy
+adds a weak quadratic, |z|^2 / (2 prior_scale^2) in standardized units, so that exp(-E) stays
+integrable whatever the network does far from the data (a SiLU MLP grows only linearly).
+
+Objectives, each a pure loss on the model surface (`objective=`):
+- "dsm": denoising score matching at one noise level sigma (Vincent 2011):
+  E || sigma s(x + sigma eps) + eps ||^2 / 2, with s = grad log p~ = -grad E. Its optimum is the
+  score of the data smoothed by N(0, sigma^2), so the density is that smoothed density.
+- "dsm_ladder": the same over a geometric ladder of noise levels sigma_max .. sigma (Song & Ermon
+  2019), with the sigma^2 weighting (hence the sigma inside the norm), for a noise-conditional
+  energy E(x, sigma); log p~ is -E(x, sigma_min) and the ladder drives annealed Langevin sampling.
+- "ssm": sliced score matching, variance-reduced form (Song et al. 2019):
+  E_x E_v [ v^T (grad s(x)) v + |s(x)|^2 / 2 ], v ~ N(0, I), one Hessian-vector product per slice.
+  It targets the score of the data itself.
+- "naive_mle": maximise the raw log p~ of the data, mean E(x): what "just maximise likelihood"
+  becomes without the normalizer. It diverges (the contrast experiment shows it).
+
+`output="sigmoid"` swaps the energy for E = softplus(f(x)), i.e. p~ = sigmoid(-f(x)) in (0, 1): the
+"sigmoid on the last layer" that is still not a distribution.
+
+Samples: annealed importance sampling with resampling (`sampler="smc"`, any objective), or
+annealed Langevin over the noise ladder (`sampler="annealed_langevin"`, dsm_ladder only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax.likelihood.ais import gaussian_base, smc_sample
+from gen_jax.models.base import Kind, Model, check_batch
+from gen_jax.nn.mlp import MLP
+from gen_jax.nn.mlp import activation as activation_fn
+from gen_jax.sampling.mcmc import annealed_langevin
+
+OBJECTIVES = ("dsm", "dsm_ladder", "ssm", "naive_mle")
+
+
+class EnergyMLP(nn.Module):
+    """Scalar energy of vectors (batch, D); with `conditional`, also of the noise level log sigma."""
+
+    hidden: Sequence[int]
+    activation: Callable[[jax.Array], jax.Array] = nn.silu
+    conditional: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, log_sigma: jax.Array) -> jax.Array:
+        if self.conditional:
+            x = jnp.concatenate([x, log_sigma[:, None]], axis=-1)
+        return MLP(tuple(self.hidden), 1, self.activation)(x)[:, 0]
+
+
+class EnergyConv(nn.Module):
+    """Scalar energy of images (batch, H, W, C): 3x3 convolutions (stride 2 after the first),
+    global average pooling, then a dense head; `conditional` adds log sigma as an input channel."""
+
+    features: Sequence[int] = (32, 64)
+    activation: Callable[[jax.Array], jax.Array] = nn.silu
+    conditional: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, log_sigma: jax.Array) -> jax.Array:
+        if self.conditional:
+            plane = jnp.broadcast_to(log_sigma[:, None, None, None], (*x.shape[:-1], 1))
+            x = jnp.concatenate([x, plane], axis=-1)
+        for i, width in enumerate(self.features):
+            x = self.activation(nn.Conv(width, (3, 3), strides=(1, 1) if i == 0 else (2, 2))(x))
+        x = jnp.mean(x, axis=(1, 2))
+        x = self.activation(nn.Dense(self.features[-1])(x))
+        return nn.Dense(1)(x)[:, 0]
+
+
+def noise_ladder(sigma_min: float, sigma_max: float, num: int) -> np.ndarray:
+    """Geometric ladder of noise levels, largest first."""
+    if not 0 < sigma_min < sigma_max or num < 2:
+        raise ValueError(f"need 0 < sigma_min < sigma_max and num >= 2, got {sigma_min}, {sigma_max}, {num}")
+    return np.geomspace(sigma_max, sigma_min, num).astype(np.float32)
+
+
+def ebm(
+    event_shape: tuple[int, ...],
+    objective: str = "dsm",
+    hidden: Sequence[int] = (128, 128),
+    activation: str = "silu",
+    conv_features: Sequence[int] = (32, 64),
+    sigma: float = 0.1,
+    sigma_max: float = 1.0,
+    num_sigmas: int = 10,
+    ssm_projections: int = 1,
+    prior_scale: float = 3.0,
+    output: str = "energy",
+    sampler: str = "smc",
+    sample_temps: int = 200,
+    sample_rejuvenation: int = 10,
+    sample_step_scale: float = 0.3,
+    sample_steps_per_level: int = 100,
+    name: str | None = None,
+) -> Model:
+    """An energy-based model on vectors (D,) or images (H, W, C); see the module docstring.
+
+    sigma: the (smallest) noise level of DSM, in data units; sigma_max, num_sigmas: the ladder.
+    prior_scale: width of the confining quadratic in standardized units (vectors only).
+    """
+    event_shape = tuple(event_shape)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown EBM objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    if output not in ("energy", "sigmoid"):
+        raise ValueError(f"unknown EBM output {output!r}; choose 'energy' or 'sigmoid'")
+    if sampler not in ("smc", "annealed_langevin"):
+        raise ValueError(f"unknown EBM sampler {sampler!r}; choose 'smc' or 'annealed_langevin'")
+    if sampler == "annealed_langevin" and objective != "dsm_ladder":
+        raise ValueError("annealed Langevin needs the noise-conditional energy of objective='dsm_ladder'")
+    conditional = objective == "dsm_ladder"
+    act = activation_fn(activation)
+    if len(event_shape) == 1:
+        net = EnergyMLP(tuple(hidden), act, conditional)
+        arch = f"energy MLP {list(hidden)} {activation}"
+        stat_axes: tuple[int, ...] = (0,)
+    elif len(event_shape) == 3:
+        net = EnergyConv(tuple(conv_features), act, conditional)
+        arch = f"energy conv {list(conv_features)} {activation}"
+        stat_axes = tuple(range(4))  # one mean and scale for all pixels
+    else:
+        raise ValueError(f"EBMs take vectors (D,) or images (H, W, C); got examples of shape {event_shape}")
+    sigmas = noise_ladder(sigma, sigma_max, num_sigmas) if conditional else np.asarray([sigma], np.float32)
+    sigma_min = float(sigmas[-1])
+
+    def init(key, x):
+        check_batch(x, event_shape, "example batch")
+        x = jnp.asarray(x, jnp.float32)
+        mean = jnp.mean(x, axis=stat_axes)
+        scale = jnp.maximum(jnp.std(x, axis=stat_axes), 1e-3)
+        dummy = jnp.zeros((1, *event_shape), jnp.float32)
+        net_params = net.init(key, dummy, jnp.zeros((1,)))["params"]
+        return {"net": net_params, "stats": {"mean": mean, "scale": scale}}
+
+    def energy(params, x, sigma_level=sigma_min):
+        """E(x) of ONE example (at noise level `sigma_level` for the noise-conditional energy)."""
+        stats = jax.lax.stop_gradient(params["stats"])
+        z = (x - stats["mean"]) / stats["scale"]
+        f = net.apply({"params": params["net"]}, z[None], jnp.log(jnp.asarray(sigma_level))[None])[0]
+        if output == "sigmoid":
+            return jax.nn.softplus(f)
+        if len(event_shape) == 1:
+            f = f + 0.5 * jnp.sum(z**2) / prior_scale**2
+        return f
+
+    def score(params, x, sigma_level=sigma_min):
+        return -jax.grad(energy, argnums=1)(params, x, sigma_level)
+
+    def log_prob(params, x, key=None):
+        return -jax.vmap(lambda xi: energy(params, xi))(x)
+
+    def dsm_one(params, x, key, sig):
+        eps = jax.random.normal(key, x.shape)
+        return 0.5 * jnp.sum((sig * score(params, x + sig * eps, sig) + eps) ** 2)
+
+    def ssm_one(params, x, key):
+        def slice_(v):
+            s, hv = jax.jvp(lambda y: score(params, y), (x,), (v,))
+            return jnp.sum(v * hv) + 0.5 * jnp.sum(s**2)
+
+        vs = jax.random.normal(key, (ssm_projections, *x.shape))
+        return jnp.mean(jax.vmap(slice_)(vs))
+
+    def loss(params, batch, key):
+        n = batch.shape[0]
+        keys = jax.random.split(key, n)
+        if objective == "dsm":
+            per = jax.vmap(lambda x, k: dsm_one(params, x, k, sigma_min))(batch, keys)
+        elif objective == "dsm_ladder":
+            idx = jax.random.randint(jax.random.fold_in(key, 1), (n,), 0, len(sigmas))
+            sig = jnp.asarray(sigmas)[idx]
+            per = jax.vmap(lambda x, k, s: dsm_one(params, x, k, s))(batch, keys, sig)
+        elif objective == "ssm":
+            per = jax.vmap(lambda x, k: ssm_one(params, x, k))(batch, keys)
+        else:  # naive_mle: -mean log p~ of the data, no normalizer
+            per = jax.vmap(lambda x: energy(params, x))(batch)
+        value = jnp.mean(per)
+        return value, {objective: value}
+
+    def sample(params, key, n):
+        stats = params["stats"]
+        mean = jnp.broadcast_to(stats["mean"], event_shape)
+        if sampler == "annealed_langevin":
+            noise = jax.random.normal(jax.random.fold_in(key, 0), (n, *event_shape))
+            x0 = mean[None] + float(sigmas[0]) * noise
+            score_fn = lambda x, s: score(params, x, s)
+            return annealed_langevin(
+                score_fn, x0, key, jnp.asarray(sigmas), sample_step_scale, sample_steps_per_level
+            ).positions
+        base = gaussian_base(mean, 1.5 * jnp.broadcast_to(stats["scale"], event_shape))
+        return smc_sample(
+            lambda x: -energy(params, x), base, key, n, sample_temps, rejuvenation_steps=sample_rejuvenation
+        )
+
+    info = dict(
+        family="ebm",
+        objective=objective,
+        architecture=arch + (" + quadratic" if len(event_shape) == 1 and output == "energy" else ""),
+        output=output,
+        sigma=sigma_min if objective.startswith("dsm") else None,
+        sigma_max=float(sigmas[0]) if conditional else None,
+        num_sigmas=len(sigmas) if conditional else None,
+        sampler=sampler,
+        support="real",
+    )
+    default_name = {"dsm": "ebm_dsm", "dsm_ladder": "ebm_dsm_ladder", "ssm": "ebm_ssm"}.get(objective, "ebm")
+    return Model(
+        name=name or default_name,
+        event_shape=event_shape,
+        kind=Kind.UNNORMALIZED,
+        init=init,
+        loss=loss,
+        log_prob=log_prob,
+        sample=sample,
+        info=info,
+        parts={"energy": energy, "score": score, "sigmas": sigmas, "network": net},
+    )
+
+
+def ebm_dsm(event_shape, **kwargs) -> Model:
+    """Registry entry "ebm_dsm": denoising score matching at one noise level."""
+    return ebm(event_shape, **{"objective": "dsm", **kwargs})
+
+
+def ebm_dsm_ladder(event_shape, **kwargs) -> Model:
+    """Registry entry "ebm_dsm_ladder": DSM over a geometric noise ladder (noise-conditional energy)."""
+    return ebm(event_shape, **{"objective": "dsm_ladder", **kwargs})
+
+
+def ebm_ssm(event_shape, **kwargs) -> Model:
+    """Registry entry "ebm_ssm": sliced score matching (variance-reduced)."""
+    return ebm(event_shape, **{"objective": "ssm", **kwargs})
+
+
+def ebm_naive_mle(event_shape, **kwargs) -> Model:
+    """Registry entry "ebm_naive_mle": raw log p~ maximised without a normalizer (diverges)."""
+    return ebm(event_shape, **{"objective": "naive_mle", "name": "ebm_naive_mle", **kwargs})

@@ -1,0 +1,281 @@
+"""Multi-scale image flow: RealNVP / Glow (Dinh et al. 2017; Kingma & Dhariwal 2018) for 8-bit images.
+
+    model = make_model("glow", (28, 28, 1), steps_per_level=8, hidden=64)
+    logp = model.log_prob(params, x_uint8, key)        # log P(x) of the discrete image, nats
+
+The density lives on the logit scale of uniformly dequantized data. From an image x (uint8) to
+the latent z (normalizing direction; every bijector's `forward`):
+
+    y = (x + u) / 256                                       dequantize, u ~ U[0, 1)^D
+    v = logit(alpha + (1 - 2 alpha) y)                      LogitTransform (elementwise)
+    for each scale l = 0 .. L-1:
+        squeeze                                             (H, W, C) -> (H/2, W/2, 4C)
+        K steps: actnorm -> invertible 1x1 conv (LU) -> affine coupling (ResNet conditioner)
+        not last scale: [learned prior] factor out half the channels into z
+        last scale:     [learned prior] everything left goes into z
+    z ~ N(0, I)
+
+For 28x28x1: 14x14x4 (K steps) -> factor out 14x14x2 -> 7x7x8 (K steps) -> 7x7x8 into z.
+The learned prior (Glow's split prior, `learn_prior=True`) is the factored-out half's Gaussian
+with mean and scale predicted from the kept half by a zero-initialised 3x3 convolution, written
+as one more affine coupling before the split; at the last scale it is a per-channel affine
+(an ActNorm initialised from data). So the base stays N(0, I) and every piece is a bijector.
+
+    log q(y) = log N(z; 0, I) + log|det dz/dy|           (distrax.Transformed)
+    log P(x) >= log q(y) - D log 256                       (gen_jax.data.transforms)
+
+`log_prob` returns that bound on the discrete log-likelihood, a single-sample estimate (one u per
+image, drawn from `key`): the standard number flows report as bits/dim on 8-bit data. `kind` is
+EXACT as for every flow: exact for the dequantized density, and the dequantization gap is the
+usual convention (see `transforms`).
+
+Parameters are a pytree; the bijector is rebuilt from them on every call (free under jit). The
+K steps of a scale are stacked and run by `ScanChain` (one `lax.scan`), so compile time does not
+grow with depth. ActNorm is initialised from the data in `init` (Glow's data-dependent init):
+each actnorm normalises its input on the example batch, layer by layer. The permutations and
+signs of the LU-form 1x1 convolutions are constants of the architecture, drawn from `seed`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax.data.transforms import LogitTransform, dequantize, discrete_log_prob_from_continuous
+from gen_jax.models.base import Kind, Model, check_batch, nll_loss
+from gen_jax.models.bijectors import (
+    ActNorm,
+    Invertible1x1Conv,
+    MultiScale,
+    ScanChain,
+    Squeeze,
+    actnorm_init,
+    lu_init,
+)
+from gen_jax.models.flows import soft_clamp
+from gen_jax.nn.conv import Conv
+from gen_jax.nn.resnet import ResNetConditioner
+
+Array = jax.Array
+
+
+def _scale_shapes(event_shape: tuple[int, int, int], num_levels: int) -> list[tuple[int, int, int]]:
+    """(H, W, C) inside each scale, after its squeeze; rejects sizes that do not divide."""
+    h, w, c = event_shape
+    shapes = []
+    for level in range(num_levels):
+        if h % 2 or w % 2:
+            raise ValueError(
+                f"a {num_levels}-scale flow squeezes {event_shape[:2]} images {num_levels} times, but scale "
+                f"{level} gets {h}x{w}, not divisible by 2: use fewer levels (28x28 allows 2) "
+                "or pad the images"
+            )
+        h, w, c = h // 2, w // 2, 4 * c
+        shapes.append((h, w, c))
+        c = c // 2  # the kept half goes on to the next scale
+    return shapes
+
+
+def _affine(max_log_scale: float):
+    def transformer(p: Array) -> distrax.Bijector:  # p (..., 2): shift and raw log-scale
+        return distrax.ScalarAffine(shift=p[..., 0], log_scale=soft_clamp(p[..., 1], max_log_scale))
+
+    return transformer
+
+
+def _coupling(net: nn.Module, p, channels: int, max_log_scale: float) -> distrax.SplitCoupling:
+    """Affine coupling on channels: the first C//2 condition the other C - C//2."""
+    keep = channels // 2
+
+    def conditioner(x1: Array) -> Array:
+        return net.apply({"params": p}, x1).reshape(x1.shape[:-1] + (channels - keep, 2))
+
+    return distrax.SplitCoupling(
+        split_index=keep, event_ndims=3, conditioner=conditioner, bijector=_affine(max_log_scale)
+    )
+
+
+def glow(
+    event_shape: tuple[int, ...] = (28, 28, 1),
+    num_levels: int = 2,
+    steps_per_level: int = 8,
+    hidden: int = 64,
+    num_blocks: int = 1,
+    block_kernel: int = 3,
+    learn_prior: bool = True,
+    alpha: float = 0.05,
+    max_log_scale: float = 3.0,
+    seed: int = 0,
+    unroll_steps: bool = True,
+    conv_impl: str = "auto",
+    name: str = "glow",
+) -> Model:
+    """A multi-scale Glow for 8-bit images of shape (H, W, C), on the logit scale.
+
+    Args:
+      num_levels: scales; each squeezes by 2 (28x28 allows 2).
+      steps_per_level: K flow steps (actnorm, 1x1 conv, affine coupling) per scale.
+      hidden, num_blocks, block_kernel: the coupling conditioner (`gen_jax.nn.resnet`).
+      learn_prior: factored-out halves get a Gaussian conditioned on the kept half, and the last
+        scale a learned per-channel mean and scale; False: plain N(0, I) everywhere.
+      alpha: the logit transform's squeeze (RealNVP: 0.05 on CIFAR-10, 1e-6 on MNIST).
+      max_log_scale: coupling log-scales are soft-clamped to (-max_log_scale, max_log_scale).
+      seed: draws the fixed permutations and signs of the 1x1 convolutions.
+      unroll_steps: unroll the K steps of a scale (`ScanChain`); on XLA:CPU the gradient of the
+        rolled `lax.scan` was 3.6x slower (K=8), for a compile about 1.6x shorter.
+      conv_impl: the conditioners' convolutions (`gen_jax.nn.conv`: "auto" is im2col on CPU).
+    """
+    event_shape = tuple(int(s) for s in event_shape)
+    if len(event_shape) != 3:
+        raise ValueError(
+            f"glow models images of shape (H, W, C); got examples of shape {event_shape}. "
+            "Use realnvp / nsf / maf for vectors."
+        )
+    shapes = _scale_shapes(event_shape, num_levels)
+    num_dims = math.prod(event_shape)
+    k_steps = steps_per_level
+    logit = distrax.Block(LogitTransform(alpha), 3)
+    nets = [
+        ResNetConditioner(hidden, 2 * (c - c // 2), num_blocks, block_kernel, conv_impl)
+        for (_, _, c) in shapes
+    ]
+    zeros = nn.initializers.zeros
+    prior_nets = [
+        Conv(2 * (c - c // 2), (3, 3), kernel_init=zeros, bias_init=zeros, impl=conv_impl)
+        for (_, _, c) in shapes
+    ]
+    # the 1x1 convolutions' fixed parts and initial values: a random rotation per step, from `seed`
+    lu = [
+        [lu_init(np.random.SeedSequence([seed, level, k]), c) for k in range(k_steps)]
+        for level, (_, _, c) in enumerate(shapes)
+    ]
+    consts = [{name: np.stack([d[name] for d in level_lu]) for name in ("perm", "sign")} for level_lu in lu]
+
+    def step(level: int, p) -> distrax.Bijector:
+        """One flow step (actnorm -> 1x1 conv -> coupling); p: this step's params and constants."""
+        c = shapes[level][2]
+        conv = Invertible1x1Conv(
+            p["conv"]["lower"], p["conv"]["upper"], p["conv"]["log_s"], p["perm"], p["sign"]
+        )
+        actnorm = ActNorm(p["actnorm"]["bias"], p["actnorm"]["log_scale"])
+        return distrax.Chain([_coupling(nets[level], p["coupling"], c, max_log_scale), conv, actnorm])
+
+    def steps(level: int, lp) -> ScanChain:
+        stacked = {**lp["steps"], **{k: jnp.asarray(v) for k, v in consts[level].items()}}
+        return ScanChain(lambda p: step(level, p), stacked, event_ndims=3, unroll=unroll_steps)
+
+    def prior(level: int, lp) -> distrax.Bijector | None:
+        if not learn_prior:
+            return None
+        if level < num_levels - 1:  # Gaussian of the factored-out half given the kept half
+            return _coupling(prior_nets[level], lp["prior"], shapes[level][2], max_log_scale)
+        return ActNorm(lp["prior"]["bias"], lp["prior"]["log_scale"])  # learned top: per-channel affine
+
+    def level_transform(level: int, lp) -> distrax.Bijector:
+        parts = [steps(level, lp), Squeeze(2)]
+        top = prior(level, lp)
+        return distrax.Chain(([top] if top is not None else []) + parts)  # Chain applies its last first
+
+    def encoder(params) -> distrax.Bijector:
+        """Image y in (0, 1)^D -> flat latent z (forward), as one distrax bijector."""
+        rest = None
+        for level in reversed(range(num_levels)):
+            rest = MultiScale(level_transform(level, params["levels"][level]), shapes[level], rest)
+        return distrax.Chain([rest, logit])
+
+    def distribution(params) -> distrax.Distribution:
+        """The continuous density of ONE dequantized image y (H, W, C) in (0, 1)."""
+        base = distrax.MultivariateNormalDiag(jnp.zeros(num_dims), jnp.ones(num_dims))
+        return distrax.Transformed(base, distrax.Inverse(encoder(params)))
+
+    def init(key, x):
+        check_batch(x, event_shape, "the example batch")
+        v = logit.forward(dequantize(jnp.asarray(x), jax.random.fold_in(key, 1)))
+        levels = []
+        for level, (_, _, c) in enumerate(shapes):
+            keys = jax.random.split(jax.random.fold_in(key, 100 + level), k_steps + 1)
+            dummy = jnp.zeros((1, *shapes[level][:2], c // 2))
+            coupling = jax.vmap(lambda k, net=nets[level], d=dummy: net.init(k, d)["params"])(keys[:k_steps])
+            conv = {
+                name: jnp.asarray(np.stack([d[name] for d in lu[level]]))
+                for name in ("lower", "upper", "log_s")
+            }
+            zeros = jnp.zeros((k_steps, c))
+            lp = {
+                "steps": {"actnorm": {"bias": zeros, "log_scale": zeros}, "conv": conv, "coupling": coupling}
+            }
+            if learn_prior:
+                lp["prior"] = (
+                    prior_nets[level].init(keys[-1], dummy)["params"]
+                    if level < num_levels - 1
+                    else {"bias": jnp.zeros(c), "log_scale": jnp.zeros(c)}
+                )
+            levels.append(lp)
+        return _data_dependent_init({"levels": levels}, v)
+
+    @jax.jit
+    def _data_dependent_init(params, v):
+        """Set every actnorm so that its output is zero-mean, unit-variance per channel on v."""
+        for level in range(num_levels):
+            lp = params["levels"][level]
+            v, _ = Squeeze(2).forward_and_log_det(v)
+            for k in range(k_steps):
+                an = actnorm_init(v)
+                for name in ("bias", "log_scale"):
+                    lp["steps"]["actnorm"][name] = lp["steps"]["actnorm"][name].at[k].set(an[name])
+                p_k = jax.tree_util.tree_map(lambda a, k=k: a[k], lp["steps"])
+                p_k.update({name: jnp.asarray(a[k]) for name, a in consts[level].items()})
+                v, _ = step(level, p_k).forward_and_log_det(v)
+            if learn_prior and level == num_levels - 1:
+                lp["prior"] = actnorm_init(v)
+            v = v[..., : shapes[level][2] // 2]  # the prior coupling starts as the identity
+        return params
+
+    def log_prob(params, x, key=None):
+        if key is None:
+            raise ValueError(
+                f"{name}.log_prob needs a PRNG key: it dequantizes the 8-bit images (y = (x + u) / 256)"
+            )
+        check_batch(x, event_shape)
+        log_q = jax.vmap(distribution(params).log_prob)(dequantize(x, key))
+        return discrete_log_prob_from_continuous(log_q, num_dims)
+
+    def sample(params, key, n):
+        dist = distribution(params)
+        y = jax.vmap(lambda k: dist.sample(seed=k))(jax.random.split(key, n))
+        return jnp.clip(jnp.floor(y * 256.0), 0, 255).astype(jnp.uint8)
+
+    scales = " -> ".join(f"{h}x{w}x{c}" for h, w, c in shapes)
+    info = dict(
+        family="flow",
+        architecture=(
+            f"Glow {num_levels} scales ({scales}) x {k_steps} steps (actnorm, 1x1 conv LU, affine coupling), "
+            f"ResNet conditioner {hidden} ch x {num_blocks} blocks ({block_kernel}x{block_kernel}), "
+            f"{'learned' if learn_prior else 'standard normal'} prior, logit alpha={alpha}"
+        ),
+        objective="maximum likelihood on uniformly dequantized data",
+    )
+    return Model(
+        name=name,
+        event_shape=event_shape,
+        kind=Kind.EXACT,
+        init=init,
+        loss=nll_loss(log_prob),
+        log_prob=log_prob,
+        sample=sample,
+        info=info,
+        parts={
+            "distribution": distribution,
+            "encoder": encoder,
+            "step": step,
+            "prior": prior,
+            "scale_shapes": shapes,
+            "constants": consts,
+            "logit": logit,
+        },
+    )
