@@ -49,6 +49,33 @@ bench-flows: install  ## RealNVP and NSF on moons and checkerboard: steps/s, com
 	$(PY) -m experiments.bench_flows $(ARGS)
 	$(PY) -m experiments.readme
 
+# The peer libraries live in their own venv, never as gen_jax dependencies. torch==2.13.0 first (the
+# CPU build; an unpinned torch pulls a multi-GB CUDA build), and pinned again beside the others.
+PEERS_VENV ?= .venv-peers
+PEERS_PKGS ?= flowjax==19.1.2 normflows==1.7.3 numpy
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP):
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --upgrade pip >/dev/null
+	$(PEERS_VENV)/bin/pip install torch==2.13.0
+	$(PEERS_VENV)/bin/pip install torch==2.13.0 $(PEERS_PKGS)
+	touch $(PEERS_STAMP)
+
+.PHONY: bench-peers bench-scale
+bench-peers: install $(PEERS_STAMP)  ## the bench-flows work in gen_jax, flowjax and normflows side by side
+	$(PY) -m experiments.bench_peers --peer-python $(PEERS_VENV)/bin/python $(ARGS)
+	$(PY) -m experiments.readme
+
+bench-scale: install  ## steps/s and examples/s of the NSF and the image models on 1-8 (simulated) devices
+	$(PY) -m experiments.bench_scale $(ARGS)
+	$(PY) -m experiments.readme
+
+.PHONY: bench-families
+bench-families: install  ## train-step throughput of every family: compile s, steps/s, GFLOP/s, and what each optimization buys
+	$(PY) -m experiments.bench_families $(ARGS)
+	$(PY) -m experiments.readme
+
 .PHONY: diffusion
 diffusion: install  ## diffusion on moons: bound vs probability-flow ODE vs NSF, ODE cost and NFE, samplers
 	$(PY) -m experiments.diffusion_likelihood --resume $(ARGS)
@@ -61,6 +88,11 @@ contrast: install  ## normalized vs unnormalized: flows, EBMs (DSM/SSM + AIS log
 
 images: install  ## Fashion-MNIST bits/dim of every family (PRESET=cpu: <= 20 min per model on CPU; PRESET=full: GPU)
 	$(PY) -m experiments.images --preset $(or $(PRESET),cpu) --resume $(ARGS)
+	$(PY) -m experiments.readme
+
+.PHONY: ood
+ood: install  ## anomaly detection: Fashion-MNIST models score MNIST, noise, constant, flipped images (reuses make images)
+	$(PY) -m experiments.ood --preset $(or $(PRESET),cpu) --resume $(ARGS)
 	$(PY) -m experiments.readme
 
 eval: install  ## evaluate one saved image model alone: make eval CKPT=results/images/runs/<model>

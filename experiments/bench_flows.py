@@ -50,15 +50,21 @@ def run_once(
     seed: int,
     steps_per_dispatch: int,
     compute_dtype: str = "float32",
+    batch_order=None,
 ) -> dict:
-    """One benchmark run in this process."""
+    """One benchmark run in this process.
+
+    `batch_order`: an int array (steps, 512) of training-set indices, one row per step, to train on
+    exactly those batches (`ordered_batches`; the side-by-side benchmark `experiments.bench_peers`
+    hands every library the same one). None (the default, `make bench-flows`): batches drawn on the
+    device as in every other run."""
     import resource
 
     import jax
 
     from experiments.common import load_vector_data
-    from gen_jax.models import evaluate_nll, make_model
-    from gen_jax.training import TrainConfig, train
+    from gen_jax.models import evaluate_nll, make_model, num_params
+    from gen_jax.training import TrainConfig, ordered_batches, train
 
     data = load_vector_data(dataset, 50_000, 10_000, seed=0)  # the same arrays in every run
     model = make_model(model_name, (2,), **BENCH[model_name], compute_dtype=compute_dtype)
@@ -74,7 +80,12 @@ def run_once(
         seed=seed,
         progress=False,
     )
-    res = train(model, data.train, cfg)
+    batch_fn = None
+    if batch_order is not None:
+        if batch_order.shape[0] < steps or batch_order.shape[1] != cfg.batch_size:
+            raise ValueError(f"batch_order {batch_order.shape} does not cover {steps} steps of 512")
+        batch_fn = ordered_batches(batch_order)
+    res = train(model, data.train, cfg, batch_fn=batch_fn)
     nll, _, _ = evaluate_nll(model, res.params, data.test, jax.random.key(0))
     k = min(steps_per_dispatch, steps)
     dev = jax.devices()[0]
@@ -88,6 +99,7 @@ def run_once(
         gap=nll - data.true_entropy,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         device=f"{dev.platform}:{dev.device_kind}",
+        params=num_params(res.params),
     )
 
 

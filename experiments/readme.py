@@ -18,11 +18,15 @@ from pathlib import Path
 BLOCKS = {
     "toy2d-table": "results/toy2d/results.md",
     "bench-table": "results/bench/flows.md",
+    "families-table": "results/bench/families.md",
+    "peers-table": "results/bench/peers.md",
+    "scale-table": "results/bench/scale.md",
     "contrast-table": "results/contrast/results.md",
     "diffusion-table": "results/diffusion/results.md",
     "images-table": "results/images/results.md",
     "parzen-table": "results/toy2d_parzen/parzen.md",
     "quality-table": "results/images/quality.md",
+    "ood-table": "results/ood/results.md",
 }
 FIGURES = {
     "results/toy2d/checkerboard.png": "docs/figures/toy2d_checkerboard.png",

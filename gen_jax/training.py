@@ -204,6 +204,56 @@ def data_mesh(num_devices: int | None = None) -> Mesh:
     return Mesh(np.asarray(devices[:n]), ("data",))
 
 
+def replicate(tree, mesh: Mesh):
+    """Every leaf of `tree` (host values, the same on every process) as one array replicated over the
+    mesh. On one host a device_put; on several, each process supplies its own (identical) copy."""
+    sharding = NamedSharding(mesh, PartitionSpec())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def one(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def global_training_data(local_data, mesh: Mesh):
+    """The training array the loop draws batches from.
+
+    One host: the whole array, replicated over the mesh's devices (each device draws from it).
+    Several hosts (`jax.process_count() > 1`, after `jax.distributed.initialize()`): each process
+    passes ONLY ITS OWN SHARD of the examples; the global array is their concatenation in process
+    order, sharded along "data" (each device holds a slice of the examples), and a batch of global
+    indices is gathered across devices by XLA. So the same global data gives the same batches, and
+    the same parameters, on one host or many. Every process must pass the same number of examples,
+    a multiple of its local device count.
+    """
+    if jax.process_count() == 1:
+        return replicate(jnp.asarray(local_data), mesh) if mesh.size > 1 else jnp.asarray(local_data)
+    from jax.experimental import multihost_utils
+
+    local = np.asarray(local_data)
+    counts = np.asarray(multihost_utils.process_allgather(np.asarray(len(local))))
+    n_local_devices = len([d for d in mesh.devices.flat if d.process_index == jax.process_index()])
+    if len(set(counts.tolist())) != 1 or len(local) % n_local_devices:
+        raise ValueError(
+            f"multi-host training: every process must pass the same number of training examples, a "
+            f"multiple of its {n_local_devices} local devices; the processes passed {counts.tolist()}. "
+            "Give each host an equal shard (e.g. drop the remainder: data[: n // k * k])."
+        )
+    return jax.make_array_from_process_local_data(NamedSharding(mesh, PartitionSpec("data")), local)
+
+
+def _first_examples(data, n: int, mesh: Mesh) -> np.ndarray:
+    """data[:n] as a host array on every process (the examples `model.init` sees): the same on
+    every host, so a data-dependent init gives every host the same parameters."""
+    if jax.process_count() == 1:
+        return data[:n]
+    take = jax.jit(lambda a: a[:n], out_shardings=NamedSharding(mesh, PartitionSpec()))
+    return np.asarray(take(data))
+
+
 def make_multi_step(train_step, batch_fn, num_steps: int, seed: int, mesh: Mesh | None = None):
     """A jitted function running `num_steps` optimizer steps in one `lax.scan`.
 
@@ -227,7 +277,11 @@ def make_multi_step(train_step, batch_fn, num_steps: int, seed: int, mesh: Mesh 
 
         return jax.lax.scan(body, state, None, length=num_steps)
 
-    return jax.jit(run, donate_argnums=0)
+    if batch_sharding is None:
+        return jax.jit(run, donate_argnums=0)
+    # state and metrics stay replicated (every host can read the metrics; no host holds a shard)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(run, donate_argnums=0, out_shardings=replicated)
 
 
 class Checkpointer:
@@ -318,12 +372,13 @@ def train(
         (see also `ordered_batches`).
 
     Data parallelism: the batch is sharded over `cfg.num_devices` devices (all by default) along
-    a "data" mesh axis; parameters, optimizer state and the training array are replicated, so
-    the same global batch gives the same result on 1 or many devices. Several hosts: call
-    `jax.distributed.initialize()` first (see the README); every host then runs this same code.
+    a "data" mesh axis; parameters and optimizer state are replicated, so the same global batch
+    gives the same result on 1 or many devices. Several hosts: call `jax.distributed.initialize()`
+    first (see the README); every host then runs this same code with ITS OWN SHARD of the training
+    examples as `train_data` (`global_training_data`) and the same `eval_data`; process 0 writes
+    the metrics and the bar, all processes take part in checkpoints.
     """
     check_batch(train_data, model.event_shape, "train_data")
-    train_data = jnp.asarray(train_data)
     optimizer = make_optimizer(cfg, model.update_groups)
     train_step = make_train_step(model, optimizer, cfg.ema_decay)
     batch_fn = batch_fn or random_batches(cfg.batch_size)
@@ -335,9 +390,13 @@ def train(
             "or set num_devices"
         )
     k = max(1, min(cfg.steps_per_dispatch, cfg.steps))  # steps=0: init only (e.g. a model fitted in init)
+    train_data = global_training_data(train_data, mesh)
+    primary = jax.process_index() == 0  # the one process that writes metrics, configs and the bar
 
     init_key = jax.random.fold_in(jax.random.key(cfg.seed), 2**31 - 1)
-    example = train_data[: max(cfg.batch_size, min(train_data.shape[0], cfg.init_examples))]
+    example = _first_examples(
+        train_data, max(cfg.batch_size, min(train_data.shape[0], cfg.init_examples)), mesh
+    )
     state = init_state(model, init_key, example, optimizer, cfg.ema_decay is not None)
 
     workdir = Path(workdir) if workdir is not None else None
@@ -359,14 +418,16 @@ def train(
                 f"{workdir} already holds checkpoints (last step {last}): pass resume=True (--resume) "
                 "to continue that run, or choose an empty workdir."
             )
-        elif metrics_path.exists():
+        elif metrics_path.exists() and primary:
             metrics_path.unlink()
-        config_path.write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+        if primary:
+            config_path.write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+        else:
+            metrics_path = None  # one process writes the metrics
 
-    evaluate = _make_evaluator(model, eval_data, cfg, eval_fn)
-    if mesh.size > 1:  # replicate everything but the batch
-        replicated = NamedSharding(mesh, PartitionSpec())
-        state, train_data = jax.device_put((state, train_data), replicated)
+    evaluate = _make_evaluator(model, eval_data, cfg, eval_fn, mesh)
+    if mesh.size > 1:  # replicate the state (the data is placed by global_training_data)
+        state = replicate(state, mesh)
     chunk = make_multi_step(train_step, batch_fn, k, cfg.seed, mesh)
     remainder = cfg.steps % k
     last_chunk = make_multi_step(train_step, batch_fn, remainder, cfg.seed, mesh) if remainder else chunk
@@ -381,7 +442,7 @@ def train(
 
     start_step = int(state.step)
     bar = None
-    if cfg.progress:
+    if cfg.progress and primary:
         from tqdm.auto import tqdm
 
         bar = tqdm(
@@ -485,7 +546,7 @@ def train(
     return TrainResult(state, history, seconds, first_dispatch_seconds or 0.0, rate, resumed_from)
 
 
-def _make_evaluator(model: Model, eval_data, cfg: TrainConfig, eval_fn):
+def _make_evaluator(model: Model, eval_data, cfg: TrainConfig, eval_fn, mesh: Mesh | None = None):
     if eval_data is None and eval_fn is None:
         return None
     fns = []
@@ -496,6 +557,8 @@ def _make_evaluator(model: Model, eval_data, cfg: TrainConfig, eval_fn):
     if eval_data is not None:
         check_batch(eval_data, model.event_shape, "eval_data")
         held_out = jnp.asarray(eval_data[: cfg.eval_size])
+        if mesh is not None and jax.process_count() > 1:  # every host passes the same held-out set
+            held_out = replicate(held_out, mesh)
         key = jax.random.key(cfg.seed + 1)
         nll = jax.jit(lambda params: -jnp.mean(model.log_prob(params, held_out, key)))
         fns.append(lambda params: {"eval_nll": float(nll(params))})

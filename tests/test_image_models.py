@@ -183,7 +183,6 @@ def small_glow():
     return model, jax.jit(_jiggle, static_argnums=2)(init, jax.random.key(2), 0.05), x, init
 
 
-@pytest.mark.slow
 def test_glow_log_prob_is_the_change_of_variables_sum(small_glow):
     model, params, x, _ = small_glow
     key = jax.random.key(3)
@@ -204,7 +203,6 @@ def test_glow_log_prob_is_the_change_of_variables_sum(small_glow):
     np.testing.assert_allclose(lp[0], log_q - 64 * LOG_256, rtol=1e-4)
 
 
-@pytest.mark.slow
 def test_glow_starts_normalized_and_samples_8bit(small_glow):
     model, _, x, params = small_glow
     # data-dependent init: the top latent of the init batch is standardized per channel
@@ -229,7 +227,6 @@ def small_pixelcnn():
     return model, params, x
 
 
-@pytest.mark.slow
 def test_pixelcnn_is_causal_without_blind_spot(small_pixelcnn):
     model, params, _ = small_pixelcnn
     net = model.parts["network"]
@@ -245,7 +242,6 @@ def test_pixelcnn_is_causal_without_blind_spot(small_pixelcnn):
             assert np.all(jac[i, seen] != 0.0), (r, c)  # incl. up-right: no blind spot
 
 
-@pytest.mark.slow
 def test_pixelcnn_fast_sampling_equals_full_network(small_pixelcnn):
     model, params, _ = small_pixelcnn
     net = model.parts["network"]
@@ -263,7 +259,6 @@ def test_pixelcnn_fast_sampling_equals_full_network(small_pixelcnn):
     assert len(np.unique(canvas)) > 3
 
 
-@pytest.mark.slow
 def test_pixelcnn_log_prob_normalized_per_pixel(small_pixelcnn):
     model, params, _ = small_pixelcnn
     # pixel 0 has no parents: its 256 probabilities, over images varying only there, sum to one
@@ -357,7 +352,6 @@ def _lg_args(model):
     )
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vae", "vae_bin"])
 def test_conv_vae_bound_and_estimators_on_images(name):
     model = make_model(name, (4, 4, 1), latent_dim=2, encoder_channels=(4,), decoder_channels=(4,),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 from experiments.image_quality import QualityConfig
+from gen_jax.likelihood.ais import AISConfig
+from gen_jax.likelihood.normalize import NormalizeConfig
 from gen_jax.training import TrainConfig
 
 
@@ -29,6 +31,11 @@ class ImagesConfig:
     seed: int = 0
     out: str = "results/images"
     quality: QualityConfig = QualityConfig()  # Parzen bits/dim, feature distance (quality.md); default off
+    # energy models: log Z by AIS from a Gaussian fitted to `ais_reference` training images; the
+    # same AIS at the fewer temperatures `ais_check_temps` shows whether log Z has stopped rising
+    normalize: NormalizeConfig = NormalizeConfig(ais=AISConfig(num_chains=64, num_temps=2000, num_pilot=64))
+    ais_reference: int = 10_000
+    ais_check_temps: tuple[int, ...] = (200, 600)
 
 
 _BASELINE = {"pixel_cat": {"steps": 0, "init_examples": 60_000}}
@@ -61,6 +68,9 @@ PRESETS: dict[str, ImagesConfig] = {
         train_overrides=_BASELINE,
     ),
     "smoke": ImagesConfig(
+        normalize=NormalizeConfig(ais=AISConfig(num_chains=8, num_temps=20, num_pilot=8)),
+        ais_reference=64,
+        ais_check_temps=(10,),
         models=("pixel_cat",),
         train=TrainConfig(
             steps=1, batch_size=4, steps_per_dispatch=1, checkpoint_every=1, progress=False, eval_size=8
@@ -157,6 +167,80 @@ PRESETS["full"] = dataclasses.replace(
     ),
     quality=QualityConfig(num_samples=10_000, n_val=2000, n_test=10_000),
 )
+
+
+# ------------------------------------------------------------------- diffusion, energy model (issue 5)
+# Diffusion: the VDM-style continuous-time model with a U-Net; on CPU the U-Net runs on 2x2 patches
+# (14x14x4: a quarter of the convolution cost) at 64 channels, 14x14 and 7x7, attention at 7x7.
+# Bits/dim by the bound (4 stratified times per test image: unbiased, 40,000 U-Net calls for the
+# test set) and by the probability-flow ODE (Hutchinson divergence, dequantized) on fewer images.
+# Energy model: a conv energy trained by DSM over a noise ladder of 1 .. 100 gray levels; log Z by
+# AIS (see ImagesConfig.normalize), samples by annealed Langevin over the same ladder.
+_DIFFUSION_CPU = dict(
+    data="8bit",
+    unet_channels=(64, 64),
+    unet_patch=2,
+    elbo_samples=4,
+    sample_steps=250,
+    ode_rtol=1e-3,
+    ode_atol=1e-3,
+)
+_EBM_CPU = dict(
+    conv_features=(32, 64, 64),
+    sigma=1.0,
+    sigma_max=100.0,
+    num_sigmas=10,
+    sampler="annealed_langevin",
+    sample_steps_per_level=50,
+    sample_step_scale=0.1,
+)
+PRESETS["cpu"] = _add_models(
+    PRESETS["cpu"],
+    {"diffusion": _DIFFUSION_CPU, "ebm_dsm_ladder": _EBM_CPU},
+    {
+        "diffusion": dict(steps=3000, batch_size=32, lr=2e-3, warmup_steps=200, checkpoint_every=500),
+        "ebm_dsm_ladder": dict(steps=6000, batch_size=64, lr=1e-3, warmup_steps=200, checkpoint_every=1000),
+    },
+    eval_examples={"diffusion/ode": 200},
+    eval_batch={"diffusion": 100, "diffusion/ode": 50, "ebm_dsm_ladder": 500},
+)
+PRESETS["full"] = _add_models(
+    PRESETS["full"],
+    {
+        "diffusion": dict(data="8bit", unet_channels=(128, 256, 256), unet_res_blocks=2, elbo_samples=16),
+        "ebm_dsm_ladder": dict(_EBM_CPU, conv_features=(64, 128, 256)),
+    },
+    {"diffusion": dict(lr=2e-4, ema_decay=0.9999)},
+    eval_examples={"diffusion/ode": 2000},
+    eval_batch={"diffusion": 250, "diffusion/ode": 100},
+)
+PRESETS["smoke"] = _add_models(
+    PRESETS["smoke"],
+    {
+        "diffusion": dict(
+            data="8bit",
+            unet_channels=(4,),
+            unet_attention=False,
+            unet_patch=2,
+            elbo_samples=1,
+            sample_steps=2,
+            ode_rtol=1e-1,
+            ode_atol=1e-1,
+        ),
+        "ebm_dsm_ladder": dict(
+            conv_features=(4,),
+            sigma=1.0,
+            sigma_max=50.0,
+            num_sigmas=3,
+            sampler="annealed_langevin",
+            sample_steps_per_level=2,
+        ),
+    },
+    {},
+    eval_examples={"diffusion/ode": 2},
+    eval_batch={"diffusion/ode": 2},
+)
+PRESETS["smoke"] = _add_models(PRESETS["smoke"], {"gan": dict(channels=4, latent_dim=8)}, {})
 
 
 def get_config(preset: str) -> ImagesConfig:

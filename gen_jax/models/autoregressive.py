@@ -99,7 +99,7 @@ class GatedPixelCNN(nn.Module):
             raise ValueError(f"num_layers must be >= 1; got {self.num_layers}")
         c2 = 2 * self.channels
         ks = [self.first_kernel] + [self.kernel] * (self.num_layers - 1)
-        conv = lambda features, size, mask: Conv(features, size, "SAME", mask=mask, impl=self.impl)
+        conv = lambda features, size, mask: Conv(features, size, padding="SAME", mask=mask, impl=self.impl)
         self.v_convs = [conv(c2, (k, k), vertical_mask(k, i == 0)) for i, k in enumerate(ks)]
         self.h_convs = [conv(c2, (1, k), horizontal_mask(k, i == 0)) for i, k in enumerate(ks)]
         self.links = [nn.Dense(c2) for _ in ks]

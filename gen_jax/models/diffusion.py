@@ -227,6 +227,9 @@ def diffusion(
     activation: str = "silu",
     unet_channels: Sequence[int] = (32, 64, 64),
     unet_attention: bool = True,
+    unet_patch: int = 1,
+    unet_res_blocks: int = 1,
+    conv_impl: str = "auto",
     elbo_samples: int = 64,
     sample_steps: int = 500,
     sampler: str = "ancestral",
@@ -284,9 +287,14 @@ def diffusion(
             embed_dim=embed_dim,
             embed_scale=embed_scale,
             attention=unet_attention,
+            patch=unet_patch,
+            num_res_blocks=unet_res_blocks,
+            conv_impl=conv_impl,
         )
         apply_net = lambda p, z, c: net.apply({"params": p}, z[None], c[None])[0]
-        arch = f"UNet channels {list(unet_channels)}"
+        arch = f"UNet channels {list(unet_channels)} x {unet_res_blocks} blocks" + (
+            f", on {unet_patch}x{unet_patch} patches" if unet_patch > 1 else ""
+        )
     else:
         raise ValueError(
             f"diffusion models vectors (D,) or images (H, W, C); got examples of shape {event_shape}"

@@ -5,9 +5,20 @@
     normalized = with_log_z(model, log_z, se)    # gen_jax.likelihood: Kind.ESTIMATE with its se
 
 Energy network: an MLP on vectors, a small conv net on images (H, W, C). Inputs are standardized
-with the mean and scale of the example batch seen at init (kept fixed), and the vector energy
-adds a weak quadratic, |z|^2 / (2 prior_scale^2) in standardized units, so that exp(-E) stays
-integrable whatever the network does far from the data (a SiLU MLP grows only linearly).
+with the mean and scale of the example batch seen at init (kept fixed), and the energy adds a weak
+quadratic, |z|^2 / (2 prior_scale^2) in standardized units, so that exp(-E) stays integrable
+whatever the network does far from the data (a SiLU network grows only linearly).
+
+8-bit images (`data="8bit"`, the default for images): the energy is a density on v = x + u, the
+pixel values dequantized in gray-level units (u ~ U[0, 1)^D, bins of width 1), so with Z the
+integral of exp(-E) over all of R^D,
+
+    log P(x) >= E_u[ -E(x + u) ] - log Z                 (Jensen, as for every dequantized model)
+
+with no offset: `log_prob(params, x, key)` is -E(x + u) with u drawn from `key`, the unnormalized
+log-mass of the 8-bit image, and dividing by an estimate of Z (`gen_jax.likelihood.normalize`)
+gives bits/dim comparable with every other model. For a fixed key, -E(v + u) is a translate of
+-E(v), whose integral is the same Z: AIS run on `log_prob` with a fixed key estimates exactly it.
 
 Objectives, each a pure loss on the model surface (`objective=`):
 - "dsm": denoising score matching at one noise level sigma (Vincent 2011):
@@ -40,6 +51,7 @@ import numpy as np
 
 from gen_jax.likelihood.ais import gaussian_base, smc_sample
 from gen_jax.models.base import Kind, Model, check_batch
+from gen_jax.nn.conv import Conv
 from gen_jax.nn.mlp import MLP
 from gen_jax.nn.mlp import activation as activation_fn
 from gen_jax.sampling.mcmc import annealed_langevin
@@ -68,6 +80,7 @@ class EnergyConv(nn.Module):
     features: Sequence[int] = (32, 64)
     activation: Callable[[jax.Array], jax.Array] = nn.silu
     conditional: bool = False
+    conv_impl: str = "auto"  # `gen_jax.nn.conv.conv2d`: im2col on CPU, lax.conv elsewhere
 
     @nn.compact
     def __call__(self, x: jax.Array, log_sigma: jax.Array) -> jax.Array:
@@ -75,7 +88,8 @@ class EnergyConv(nn.Module):
             plane = jnp.broadcast_to(log_sigma[:, None, None, None], (*x.shape[:-1], 1))
             x = jnp.concatenate([x, plane], axis=-1)
         for i, width in enumerate(self.features):
-            x = self.activation(nn.Conv(width, (3, 3), strides=(1, 1) if i == 0 else (2, 2))(x))
+            strides = (1, 1) if i == 0 else (2, 2)
+            x = self.activation(Conv(width, (3, 3), strides=strides, impl=self.conv_impl)(x))
         x = jnp.mean(x, axis=(1, 2))
         x = self.activation(nn.Dense(self.features[-1])(x))
         return nn.Dense(1)(x)[:, 0]
@@ -105,14 +119,21 @@ def ebm(
     sample_rejuvenation: int = 10,
     sample_step_scale: float = 0.3,
     sample_steps_per_level: int = 100,
+    data: str | None = None,
+    conv_impl: str = "auto",
     name: str | None = None,
 ) -> Model:
     """An energy-based model on vectors (D,) or images (H, W, C); see the module docstring.
 
-    sigma: the (smallest) noise level of DSM, in data units; sigma_max, num_sigmas: the ladder.
-    prior_scale: width of the confining quadratic in standardized units (vectors only).
+    sigma: the (smallest) noise level of DSM, in data units (gray levels for 8-bit images);
+    sigma_max, num_sigmas: the ladder. prior_scale: width of the confining quadratic in
+    standardized units. data: "continuous" (default for vectors) or "8bit" (default for images:
+    dequantized pixel values, see the module docstring).
     """
     event_shape = tuple(event_shape)
+    data = data or ("8bit" if len(event_shape) == 3 else "continuous")
+    if data not in ("continuous", "8bit"):
+        raise ValueError(f"unknown EBM data type {data!r}; choose 'continuous' or '8bit'")
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown EBM objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     if output not in ("energy", "sigmoid"):
@@ -128,7 +149,7 @@ def ebm(
         arch = f"energy MLP {list(hidden)} {activation}"
         stat_axes: tuple[int, ...] = (0,)
     elif len(event_shape) == 3:
-        net = EnergyConv(tuple(conv_features), act, conditional)
+        net = EnergyConv(tuple(conv_features), act, conditional, conv_impl)
         arch = f"energy conv {list(conv_features)} {activation}"
         stat_axes = tuple(range(4))  # one mean and scale for all pixels
     else:
@@ -152,15 +173,24 @@ def ebm(
         f = net.apply({"params": params["net"]}, z[None], jnp.log(jnp.asarray(sigma_level))[None])[0]
         if output == "sigmoid":
             return jax.nn.softplus(f)
-        if len(event_shape) == 1:
-            f = f + 0.5 * jnp.sum(z**2) / prior_scale**2
-        return f
+        return f + 0.5 * jnp.sum(z**2) / prior_scale**2
 
     def score(params, x, sigma_level=sigma_min):
         return -jax.grad(energy, argnums=1)(params, x, sigma_level)
 
+    def prepare(x, key):
+        """The continuous variable the energy is a density of: 8-bit values dequantized (x + u)."""
+        if data == "continuous":
+            return x
+        if key is None:
+            raise ValueError(
+                f"{name or 'ebm'}.log_prob needs a PRNG key: it dequantizes the 8-bit images (v = x + u)"
+            )
+        return x.astype(jnp.float32) + jax.random.uniform(key, x.shape, jnp.float32)
+
     def log_prob(params, x, key=None):
-        return -jax.vmap(lambda xi: energy(params, xi))(x)
+        v = prepare(x, key)
+        return -jax.vmap(lambda vi: energy(params, vi))(v)
 
     def dsm_one(params, x, key, sig):
         eps = jax.random.normal(key, x.shape)
@@ -176,6 +206,7 @@ def ebm(
 
     def loss(params, batch, key):
         n = batch.shape[0]
+        batch = prepare(batch, jax.random.fold_in(key, 2))
         keys = jax.random.split(key, n)
         if objective == "dsm":
             per = jax.vmap(lambda x, k: dsm_one(params, x, k, sigma_min))(batch, keys)
@@ -197,18 +228,28 @@ def ebm(
             noise = jax.random.normal(jax.random.fold_in(key, 0), (n, *event_shape))
             x0 = mean[None] + float(sigmas[0]) * noise
             score_fn = lambda x, s: score(params, x, s)
-            return annealed_langevin(
+            v = annealed_langevin(
                 score_fn, x0, key, jnp.asarray(sigmas), sample_step_scale, sample_steps_per_level
             ).positions
-        base = gaussian_base(mean, 1.5 * jnp.broadcast_to(stats["scale"], event_shape))
-        return smc_sample(
-            lambda x: -energy(params, x), base, key, n, sample_temps, rejuvenation_steps=sample_rejuvenation
-        )
+        else:
+            base = gaussian_base(mean, 1.5 * jnp.broadcast_to(stats["scale"], event_shape))
+            v = smc_sample(
+                lambda x: -energy(params, x),
+                base,
+                key,
+                n,
+                sample_temps,
+                rejuvenation_steps=sample_rejuvenation,
+            )
+        if data == "8bit":  # the bin each dequantized value falls in
+            return jnp.clip(jnp.floor(v), 0, 255).astype(jnp.uint8)
+        return v
 
     info = dict(
         family="ebm",
         objective=objective,
-        architecture=arch + (" + quadratic" if len(event_shape) == 1 and output == "energy" else ""),
+        architecture=arch + (" + quadratic" if output == "energy" else ""),
+        data=data,
         output=output,
         sigma=sigma_min if objective.startswith("dsm") else None,
         sigma_max=float(sigmas[0]) if conditional else None,

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 
 from gen_jax.data.transforms import dequantize
 from gen_jax.models.base import Kind, Model, UpdateGroups
+from gen_jax.nn.conv import Conv
 from gen_jax.nn.mlp import MLP
 from gen_jax.nn.mlp import activation as activation_fn
 
@@ -91,8 +92,8 @@ class DCDiscriminator(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         c = self.channels
-        x = leaky_relu(nn.Conv(c, (4, 4), strides=(2, 2), padding="SAME")(x))  # 14x14
-        x = leaky_relu(nn.Conv(2 * c, (4, 4), strides=(2, 2), padding="SAME")(x))  # 7x7
+        x = leaky_relu(Conv(c, (4, 4), strides=(2, 2), padding="SAME")(x))  # 14x14
+        x = leaky_relu(Conv(2 * c, (4, 4), strides=(2, 2), padding="SAME")(x))  # 7x7
         return nn.Dense(1)(x.reshape(*x.shape[:-3], -1))
 
 

@@ -42,7 +42,7 @@ from gen_jax.data.transforms import binarize
 from gen_jax.likelihood import discretized
 from gen_jax.likelihood.importance import all_log_weights, log_mean_exp_chunked
 from gen_jax.models.base import Estimator, Kind, Model, check_batch
-from gen_jax.nn.conv import Conv
+from gen_jax.nn.conv import Conv, depth_to_space
 from gen_jax.nn.mlp import activation as activation_fn
 
 Array = jax.Array
@@ -52,14 +52,6 @@ LIKELIHOODS = ("logistic_mixture", "bernoulli")
 
 
 # ----------------------------------------------------------------------------- networks
-
-
-def depth_to_space(x: Array, factor: int) -> Array:
-    """(B, H, W, C * f^2) -> (B, H f, W f, C): sub-pixel upsampling (pixel shuffle)."""
-    b, h, w, c = x.shape
-    out = c // (factor * factor)
-    x = x.reshape(b, h, w, factor, factor, out)
-    return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * factor, w * factor, out)
 
 
 class ConvEncoder(nn.Module):
@@ -73,14 +65,15 @@ class ConvEncoder(nn.Module):
     latent_dim: int
     hidden: int
     activation: Callable[[Array], Array]
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: Array) -> tuple[Array, Array]:
         act = self.activation
         h = x
         for c in self.channels:
-            h = act(nn.Conv(c, (3, 3), strides=(2, 2))(h))
-            h = h + act(Conv(c, (3, 3))(h))
+            h = act(Conv(c, (3, 3), strides=(2, 2), impl=self.conv_impl)(h))
+            h = h + act(Conv(c, (3, 3), impl=self.conv_impl)(h))
         h = act(nn.Dense(self.hidden)(h.reshape(h.shape[0], -1)))
         out = nn.Dense(2 * self.latent_dim, kernel_init=nn.initializers.zeros)(h)
         return out[:, : self.latent_dim], out[:, self.latent_dim :]
@@ -99,6 +92,7 @@ class ConvDecoder(nn.Module):
     channels: Sequence[int]
     hidden: int
     activation: Callable[[Array], Array]
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, z: Array) -> Array:
@@ -109,10 +103,10 @@ class ConvDecoder(nn.Module):
         h = act(nn.Dense((height // f) * (width // f) * self.channels[0])(h))
         h = h.reshape(z.shape[0], height // f, width // f, self.channels[0])
         for i, c in enumerate(self.channels):
-            h = h + act(Conv(c, (3, 3))(h))
+            h = h + act(Conv(c, (3, 3), impl=self.conv_impl)(h))
             last = i == len(self.channels) - 1
             nxt = out_channels if last else self.channels[i + 1]
-            h = depth_to_space(Conv(4 * nxt, (3, 3))(h), 2)
+            h = depth_to_space(Conv(4 * nxt, (3, 3), impl=self.conv_impl)(h), 2)
             if not last:
                 h = act(h)
         return h
@@ -268,6 +262,7 @@ def vae(
     activation: str = "silu",
     num_samples: int = 1000,
     chunk_size: int = 100,
+    conv_impl: str = "auto",
     name: str = "vae",
 ) -> Model:
     """A convolutional VAE on images (H, W, C) of 8-bit values (see the module docstring).
@@ -290,8 +285,10 @@ def vae(
             )
     act = activation_fn(activation)
     per_pixel = 3 * num_mixtures if likelihood == "logistic_mixture" else 1
-    encoder = ConvEncoder(tuple(encoder_channels), latent_dim, hidden, act)
-    decoder = ConvDecoder((height, width, channels * per_pixel), tuple(decoder_channels), hidden, act)
+    encoder = ConvEncoder(tuple(encoder_channels), latent_dim, hidden, act, conv_impl)
+    decoder = ConvDecoder(
+        (height, width, channels * per_pixel), tuple(decoder_channels), hidden, act, conv_impl
+    )
 
     if likelihood == "bernoulli":
 

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_jax.nn.conv import Conv, depth_to_space, space_to_depth
 from gen_jax.nn.embeddings import sinusoidal_embedding
 from gen_jax.nn.mlp import swish
 
@@ -33,16 +34,17 @@ def _groups(channels: int, max_groups: int) -> int:
 class ResBlock(nn.Module):
     channels: int
     groups: int = 8
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, emb: jax.Array) -> jax.Array:
         h = swish(nn.GroupNorm(_groups(x.shape[-1], self.groups))(x))
-        h = nn.Conv(self.channels, (3, 3))(h)
+        h = Conv(self.channels, (3, 3), impl=self.conv_impl)(h)
         h = h + nn.Dense(self.channels)(emb)[:, None, None, :]
         h = swish(nn.GroupNorm(_groups(self.channels, self.groups))(h))
-        h = nn.Conv(self.channels, (3, 3), kernel_init=nn.initializers.zeros)(h)
+        h = Conv(self.channels, (3, 3), kernel_init=nn.initializers.zeros, impl=self.conv_impl)(h)
         if x.shape[-1] != self.channels:
-            x = nn.Conv(self.channels, (1, 1), name="skip")(x)
+            x = Conv(self.channels, (1, 1), name="skip", impl=self.conv_impl)(x)
         return x + h
 
 
@@ -67,11 +69,15 @@ class UNet(nn.Module):
     embed_scale: float = 1000.0  # c is multiplied by this before the sinusoids (see sinusoidal_embedding)
     attention: bool = True  # a self-attention block at the lowest resolution
     groups: int = 8
+    patch: int = 1  # > 1: the network runs on (H/p, W/p, C p^2) patches (space to depth), p^2 cheaper
+    conv_impl: str = "auto"  # `gen_jax.nn.conv.conv2d`: im2col on CPU, lax.conv elsewhere
 
     @nn.compact
     def __call__(self, x: jax.Array, c: jax.Array) -> jax.Array:
         if x.ndim != 4 or c.shape != x.shape[:1]:
             raise ValueError(f"UNet takes x (B, H, W, C) and c (B,); got {x.shape} and {c.shape}")
+        if self.patch > 1:
+            x = space_to_depth(x, self.patch)
         levels = len(self.channels)
         factor = 2 ** (levels - 1)
         if x.shape[1] % factor or x.shape[2] % factor:
@@ -82,29 +88,31 @@ class UNet(nn.Module):
         emb = sinusoidal_embedding(c, self.embed_dim, self.embed_scale)
         emb = nn.Dense(4 * self.embed_dim)(swish(nn.Dense(4 * self.embed_dim)(emb)))
 
-        h = nn.Conv(self.channels[0], (3, 3), name="conv_in")(x)
+        h = Conv(self.channels[0], (3, 3), name="conv_in", impl=self.conv_impl)(x)
         skips = [h]
         for level, ch in enumerate(self.channels):
             for _ in range(self.num_res_blocks):
-                h = ResBlock(ch, self.groups)(h, emb)
+                h = ResBlock(ch, self.groups, self.conv_impl)(h, emb)
                 skips.append(h)
             if level < levels - 1:
-                h = nn.Conv(ch, (3, 3), strides=(2, 2), name=f"down{level}")(h)
+                h = Conv(ch, (3, 3), strides=(2, 2), name=f"down{level}", impl=self.conv_impl)(h)
                 skips.append(h)
 
-        h = ResBlock(self.channels[-1], self.groups)(h, emb)
+        h = ResBlock(self.channels[-1], self.groups, self.conv_impl)(h, emb)
         if self.attention:
             h = SelfAttention(self.groups)(h)
-        h = ResBlock(self.channels[-1], self.groups)(h, emb)
+        h = ResBlock(self.channels[-1], self.groups, self.conv_impl)(h, emb)
 
         for level in reversed(range(levels)):
             ch = self.channels[level]
             for _ in range(self.num_res_blocks + 1):
-                h = ResBlock(ch, self.groups)(jnp.concatenate([h, skips.pop()], axis=-1), emb)
+                h = ResBlock(ch, self.groups, self.conv_impl)(jnp.concatenate([h, skips.pop()], axis=-1), emb)
             if level > 0:
                 b, hgt, wid, _ = h.shape
                 h = jax.image.resize(h, (b, 2 * hgt, 2 * wid, h.shape[-1]), "nearest")
-                h = nn.Conv(ch, (3, 3), name=f"up{level}")(h)
+                h = Conv(ch, (3, 3), name=f"up{level}", impl=self.conv_impl)(h)
 
         h = swish(nn.GroupNorm(_groups(h.shape[-1], self.groups))(h))
-        return nn.Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros, name="conv_out")(h)
+        out = self.out_channels * self.patch**2
+        h = Conv(out, (3, 3), kernel_init=nn.initializers.zeros, name="conv_out", impl=self.conv_impl)(h)
+        return depth_to_space(h, self.patch) if self.patch > 1 else h

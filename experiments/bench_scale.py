@@ -1,0 +1,267 @@
+"""Scaling table: steps/s and examples/s of the flow benchmark's NSF and of the image models, on 1-8
+devices (`make bench-scale`).
+
+    python -m experiments.bench_scale                              # make bench-scale
+    python -m experiments.bench_scale --devices 1,2 --models nsf,vae --dispatches 1   # a smoke run
+
+Workloads: the NSF of `make bench-flows` (4 spline couplings, 8 bins, MLP 2x64) on moons at batch 512,
+and glow, pixelcnn, vae, diffusion and the energy model with their `cpu` preset kwargs
+(experiments/configs/images.py)
+at batch 64 on random 28x28x1 uint8 images (the speed of a step does not depend on the pixels).
+`gen_jax.training.train` shards each batch over `TrainConfig.num_devices` devices along a "data" mesh
+axis (parameters replicated, gradients all-reduced by XLA).
+
+Devices: N simulated CPU devices (a fresh process with
+XLA_FLAGS=--xla_force_host_platform_device_count=N, JAX_PLATFORMS=cpu) for each N in `--devices`,
+and the real devices a plain process sees (`jax.devices()`). On a CPU-only host the real device is
+the one CPU, the N=1 row. Simulated devices share the same cores, so their rows show that the code
+runs sharded and what sharding costs, not a speed-up. On a GPU host the real-device rows also run
+the image models at batch 64, 256 and 1024 (`--real-batches`).
+
+Each (model, batch, devices) is a fresh process: `steps_per_dispatch` steps per jitted dispatch,
+`--dispatches` timed dispatches after the first (which compiles). Writes results/bench/scale.json
+and scale.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+IMAGE_MODELS = ("glow", "pixelcnn", "vae", "diffusion", "ebm_dsm_ladder")
+MODELS = ("nsf",) + IMAGE_MODELS
+BATCH = {"nsf": 512}  # image models: 64 (`--batch`)
+STEPS_PER_DISPATCH = {"nsf": 100}  # image models: 5 (`--image-steps-per-dispatch`)
+KEYS = (
+    "model",
+    "batch",
+    "devices",
+    "simulated",
+    "platform",
+    "per_device_batch",
+    "steps_per_sec",
+    "examples_per_sec",
+    "relative",
+    "first_dispatch_seconds",
+    "steps",
+    "peak_rss_mb",
+    "params",
+)
+FORCE = "--xla_force_host_platform_device_count"
+
+
+def build(model_name: str):
+    """(model, training data) for one workload."""
+    import numpy as np
+
+    from experiments.common import load_vector_data
+    from gen_jax.data.images import IMAGE_SHAPE
+    from gen_jax.models import make_model
+
+    if model_name == "nsf":
+        from experiments.bench_flows import BENCH
+
+        return make_model("nsf", (2,), **BENCH["nsf"]), load_vector_data("moons", 50_000, 10, seed=0).train
+    from experiments.configs.images import get_config
+
+    kwargs = get_config("cpu").model_kwargs[model_name]
+    images = np.random.default_rng(0).integers(0, 256, (1024,) + IMAGE_SHAPE, dtype=np.uint8)
+    return make_model(model_name, IMAGE_SHAPE, **kwargs), images
+
+
+def run_once(model_name: str, batch: int, devices: int | None, steps_per_dispatch: int, dispatches: int):
+    """One measurement in this process; devices=None: all visible devices."""
+    import resource
+
+    import jax
+
+    from gen_jax.models import num_params
+    from gen_jax.training import TrainConfig, train
+
+    model, data = build(model_name)
+    n = len(jax.devices()) if devices is None else devices
+    cfg = TrainConfig(
+        steps=steps_per_dispatch * (1 + dispatches),
+        batch_size=batch,
+        lr=1e-4,
+        schedule="constant",
+        warmup_steps=0,
+        steps_per_dispatch=steps_per_dispatch,
+        checkpoint_every=None,
+        progress=False,
+        init_examples=min(len(data), 256),
+        num_devices=n,
+    )
+    res = train(model, data, cfg)
+    dev = jax.devices()[0]
+    return dict(
+        model=model_name,
+        batch=batch,
+        devices=n,
+        platform=f"{dev.platform}:{dev.device_kind}",
+        per_device_batch=batch // n,
+        steps_per_sec=res.steps_per_sec,
+        examples_per_sec=res.steps_per_sec * batch,
+        first_dispatch_seconds=res.first_dispatch_seconds,
+        steps=int(res.state.step),
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        params=num_params(res.params),
+    )
+
+
+def _env(simulated: int | None) -> dict:
+    env = dict(os.environ)
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(FORCE)]
+    if simulated is not None:
+        flags.append(f"{FORCE}={simulated}")
+        env["JAX_PLATFORMS"] = "cpu"
+    env["XLA_FLAGS"] = " ".join(flags)
+    return env
+
+
+def _launch(args: list[str], env: dict, what: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.bench_scale", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    line = next((x for x in out.stdout.splitlines() if x.startswith("SCALE ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"{what} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(line[len("SCALE ") :])
+
+
+def probe() -> dict:
+    import jax
+
+    devs = jax.devices()
+    return dict(platform=devs[0].platform, kind=devs[0].device_kind, count=len(devs))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--devices", default="1,2,4,8", help="simulated CPU device counts")
+    p.add_argument("--batch", type=int, default=64, help="the image models' batch (NSF: 512)")
+    p.add_argument("--real-batches", default="64,256,1024", help="image batches on real accelerators")
+    p.add_argument("--dispatches", type=int, default=3, help="timed dispatches after the first")
+    p.add_argument("--image-steps-per-dispatch", type=int, default=5)
+    p.add_argument("--no-real", action="store_true", help="only the simulated devices")
+    p.add_argument("--out", default="results/bench")
+    p.add_argument("--child", nargs=4, metavar=("MODEL", "BATCH", "DEVICES", "K"), help=argparse.SUPPRESS)
+    p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.probe:
+        print("SCALE " + json.dumps(probe()), flush=True)
+        return
+    if a.child:
+        model, batch, devices, k = a.child
+        n = None if devices == "all" else int(devices)
+        print("SCALE " + json.dumps(run_once(model, int(batch), n, int(k), a.dispatches)), flush=True)
+        return
+
+    models = a.models.split(",")
+    real = _launch(["--probe"], _env(None), "probing the devices")
+    plan = []  # (model, batch, devices, simulated)
+    for n in map(int, a.devices.split(",")):
+        if n == 1 and real["platform"] == "cpu" and real["count"] == 1 and not a.no_real:
+            continue  # the real run below is this one
+        plan += [(m, BATCH.get(m, a.batch), n, True) for m in models]
+    batches = a.real_batches.split(",") if real["platform"] != "cpu" else [str(a.batch)]
+    for m in models if not a.no_real else ():
+        for b in [BATCH[m]] if m in BATCH else sorted(set(map(int, batches))):
+            plan.append((m, b, real["count"], False))
+    rows = []
+    for m, b, n, simulated in sorted(plan, key=lambda x: (models.index(x[0]), x[1], x[2], x[3])):
+        k = STEPS_PER_DISPATCH.get(m, a.image_steps_per_dispatch)
+        args = [
+            "--child",
+            m,
+            str(b),
+            str(n) if simulated else "all",
+            str(k),
+            "--dispatches",
+            str(a.dispatches),
+        ]
+        r = _launch(args, _env(n if simulated else None), f"{m} batch {b} on {n} device(s)")
+        r["simulated"] = simulated
+        rows.append(r)
+        print(
+            f"{m:10s} batch {b:5d} {n} {'simulated' if simulated else 'real'} device(s): "
+            f"{r['steps_per_sec']:.1f} steps/s, {r['examples_per_sec']:.0f} examples/s, "
+            f"first dispatch {r['first_dispatch_seconds']:.1f}s",
+            flush=True,
+        )
+    add_relative(rows)
+    write(Path(a.out), rows, real, a)
+
+
+def add_relative(rows: list[dict]) -> None:
+    """`relative`: steps/s over the 1-device run of the same model and batch on the same platform."""
+    one = {(r["model"], r["batch"], r["platform"]): r for r in rows if r["devices"] == 1}
+    for r in rows:
+        base = one.get((r["model"], r["batch"], r["platform"]))
+        ok = base and base["steps_per_sec"] and r["steps_per_sec"] == r["steps_per_sec"]
+        r["relative"] = r["steps_per_sec"] / base["steps_per_sec"] if ok else None
+
+
+def markdown(rows: list[dict], real: dict, a) -> str:
+    from experiments.common import markdown_table
+
+    shown = []
+    for r in rows:
+        kind = "simulated CPU" if r["simulated"] else f"real {real['platform']}"
+        shown.append({**r, "devices": f"{r['devices']} ({kind})"})
+    cols = [
+        ("model", "model"),
+        ("batch", "batch"),
+        ("devices", "devices"),
+        ("per_device_batch", "per device"),
+        ("steps_per_sec", "steps/s"),
+        ("examples_per_sec", "examples/s"),
+        ("relative", "vs 1 device"),
+        ("first_dispatch_seconds", "first dispatch s"),
+        ("peak_rss_mb", "peak RSS MB"),
+        ("params", "params"),
+    ]
+    from experiments.common import machine_description
+
+    head = (
+        "Data-parallel training (`TrainConfig.num_devices`; each batch sharded over a 'data' mesh axis, "
+        "parameters replicated). NSF: the bench-flows NSF on moons; image models: the `cpu` preset "
+        "architectures on random 28x28x1 images. steps/s: steady state over "
+        f"{a.dispatches} dispatches after the first (which compiles); NSF 100 steps per dispatch, image "
+        f"models {a.image_steps_per_dispatch}; each row a fresh process. 'simulated CPU' devices are "
+        "XLA host devices (--xla_force_host_platform_device_count) that all share the same CPU cores: "
+        "those rows show that the code runs sharded and what the sharding costs, not a speed-up. "
+        f"Machine: {machine_description()}.\n\n"
+    )
+    return head + markdown_table(
+        shown,
+        cols,
+        digits={
+            "steps_per_sec": 1,
+            "examples_per_sec": 0,
+            "relative": 2,
+            "first_dispatch_seconds": 1,
+            "peak_rss_mb": 0,
+        },
+    )
+
+
+def write(out: Path, rows: list[dict], real: dict, a) -> None:
+    from experiments.common import write_results
+
+    md = markdown(rows, real, a)
+    write_results(out, rows, KEYS, md, name="scale")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""The family throughput table: variants per family, flops shared across variants, speed-ups."""
+
+import json
+
+from experiments import bench_families
+
+
+def test_variants_cover_what_each_family_can_change():
+    assert bench_families.variants("flow/nsf", "nsf") == ["default", "dispatch1", "unscanned"]
+    assert bench_families.variants("vae", "vae") == ["default", "dispatch1", "lax_conv"]
+    assert bench_families.variants("gan (2D)", "gan") == ["default", "dispatch1"]
+    specs = bench_families._specs()  # every image model of the cpu preset, at its training batch
+    assert {specs[label][0] for label in bench_families.IMAGE_FAMILIES.values()} == set(
+        bench_families.IMAGE_FAMILIES
+    )
+
+
+def test_table_uses_the_unscanned_flop_count_and_ratios(tmp_path):
+    row = dict(model="nsf", batch_size=512, compile_s=1.0, examples_per_sec=0.0, gflops=0.0, device="cpu")
+    rows = [
+        dict(row, family="flow/nsf", variant="default", steps_per_sec=200.0, gflop_per_step=0.02),
+        dict(row, family="flow/nsf", variant="unscanned", steps_per_sec=100.0, gflop_per_step=0.08),
+    ]
+    bench_families.write(tmp_path, rows, runs=1, steps=10)
+    saved = {r["variant"]: r for r in json.loads((tmp_path / "families.json").read_text())}
+    assert saved["default"]["gflop_per_step"] == saved["unscanned"]["gflop_per_step"] == 0.08
+    assert saved["default"]["gflops"] == 0.08 * 200.0
+    assert saved["unscanned"]["speedup"] == 2.0 and saved["default"]["speedup"] == 1.0
+    assert "counts a scanned loop's body once" in (tmp_path / "families.md").read_text()
