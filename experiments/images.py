@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import jax
@@ -32,11 +33,10 @@ from experiments.common import (
 )
 from experiments.configs.images import ImagesConfig, get_config
 from gen_jax.data.images import IMAGE_SHAPE, ImageData, load_images
-from gen_jax.likelihood.ais import ais
-from gen_jax.likelihood.normalize import ais_base, normalize
+from gen_jax.likelihood.normalize import ais_log_z, normalize
 from gen_jax.likelihood.units import nats_to_bits_per_dim
 from gen_jax.models import Kind, Model, evaluate_nll, num_params
-from gen_jax.plotting import image_grid
+from gen_jax.plotting import image_grid, image_panels
 from gen_jax.training import TrainConfig, restore_params, train
 
 KEYS = (
@@ -130,11 +130,9 @@ def _normalize_images(view: Model, params, reference: np.ndarray, cfg: ImagesCon
     reference = np.asarray(reference[: cfg.ais_reference], np.float32)
     normalized, est = normalize(view, params, reference, key, None, cfg.normalize)
     a = cfg.normalize.ais
-    base, transition = ais_base(view, reference, cfg.normalize)
-    one = lambda x: view.log_prob(params, x[None], key)[0]
     by_temps = {}
     for k in cfg.ais_check_temps:
-        res = ais(one, base, jax.random.fold_in(key, k), a.num_chains, k, transition, a.steps_per_temp)
+        res = ais_log_z(view, params, reference, jax.random.fold_in(key, k), cfg.normalize, num_temps=k)
         by_temps[str(k)] = dict(log_z=res.log_z, se=res.log_z_se, ess=res.ess)
     by_temps[str(a.num_temps)] = dict(
         log_z=est["log_z_ais"], se=est["log_z_ais_se"], ess=est["log_z_ais_ess"]
@@ -145,7 +143,7 @@ def _normalize_images(view: Model, params, reference: np.ndarray, cfg: ImagesCon
         ess=est["log_z_ais_ess"],
         num_chains=a.num_chains,
         num_temps=a.num_temps,
-        transition=transition,
+        transition=a.transition,
         log_z_bound=est.get("log_z_ais_bound"),
         by_temps=by_temps,
     )
@@ -159,6 +157,12 @@ def run_model(
     workdir = out / "runs" / name
     done = workdir / "outcome.json"
     if resume and done.exists():
+        if not (out / f"samples_{name}.npy").exists():  # a run finished before samples were kept
+            from experiments.image_quality import model_samples
+
+            key = jax.random.fold_in(jax.random.key(cfg.seed + 11), 99)
+            samples = model_samples(name, workdir, cfg.model_kwargs, train_set.images, key, cfg.n_samples)
+            np.save(out / f"samples_{name}.npy", samples)
         return json.loads(done.read_text())
     model = build_model(name, IMAGE_SHAPE, cfg.model_kwargs)
     tcfg = dataclasses.replace(train_config_for(name, cfg.train, cfg.train_overrides), seed=cfg.seed)
@@ -178,12 +182,13 @@ def run_model(
         result.params, jax.random.fold_in(key, 99), cfg.n_samples
     )
     image_grid(png, np.asarray(samples), f"{name} samples")
+    np.save(out / f"samples_{name}.npy", np.asarray(samples))
     for r in rows:
         r.update(
             params=num_params(result.params),
             train_seconds=result.train_seconds,
             train_steps=int(result.state.step),
-            images_per_sec=result.steps_per_sec * tcfg.batch_size,
+            images_per_sec=_images_per_sec(result, workdir, tcfg.batch_size),
             device=_device(),
             samples_png=str(png),
         )
@@ -225,6 +230,7 @@ def run(cfg: ImagesConfig, resume: bool = False) -> list[dict]:
             print(_summary(r), flush=True)
     rows += _finished_elsewhere(Path(cfg.out), cfg.models)
     write_results(Path(cfg.out), rows, KEYS, markdown(rows, cfg))
+    samples_figure(Path(cfg.out), [r["model"] for r in rows if "/" not in r["model"]])
     if cfg.quality.num_samples:  # Parzen bits/dim and the FID-like feature distance (quality.md)
         chosen = tuple(m for m in cfg.models if cfg.quality.models is None or m in cfg.quality.models)
         quality_rows = image_quality.report(
@@ -232,6 +238,25 @@ def run(cfg: ImagesConfig, resume: bool = False) -> list[dict]:
         )
         image_quality.write(Path(cfg.out), quality_rows)
     return rows
+
+
+def _images_per_sec(result, workdir: Path, batch_size: int) -> float:
+    """Steady-state training images/s; for a run resumed at its end (nothing left to train in this
+    call), the whole run's rate from its metrics.jsonl (compilation included)."""
+    if math.isfinite(result.steps_per_sec):
+        return result.steps_per_sec * batch_size
+    rows = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    timed = [r for r in rows if "time" in r and "loss" in r]
+    return timed[-1]["step"] * batch_size / timed[-1]["time"] if timed else math.nan
+
+
+def samples_figure(out: Path, models: list[str], n: int = 36) -> None:
+    """samples.png: the first n samples of every finished model, side by side (the README's picture)."""
+    panels = [
+        (m, np.load(out / f"samples_{m}.npy")[:n]) for m in models if (out / f"samples_{m}.npy").exists()
+    ]
+    if panels:
+        image_panels(out / "samples.png", panels)
 
 
 def _finished_elsewhere(out: Path, models: tuple[str, ...]) -> list[dict]:

@@ -37,6 +37,7 @@ FIGURES = {
     "results/diffusion/moons.png": "docs/figures/diffusion_moons.png",
     "results/toy2d_parzen/checkerboard.png": "docs/figures/parzen_checkerboard.png",
     "results/images/samples_pixelcnn.png": "docs/figures/samples_pixelcnn.png",
+    "results/images/samples.png": "docs/figures/samples_images.png",
 }
 
 

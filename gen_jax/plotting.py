@@ -141,3 +141,31 @@ def image_grid(path: str | Path, images: np.ndarray, title: str = "", cols: int 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _canvas(images: np.ndarray, cols: int) -> np.ndarray:
+    images = np.asarray(images)
+    rows = int(np.ceil(len(images) / cols))
+    h, w = images.shape[1:3]
+    canvas = np.ones((rows * (h + 2), cols * (w + 2)), np.float32)
+    scale = 255.0 if images.dtype == np.uint8 or images.max() > 1.5 else 1.0
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = (
+            img[..., 0] / scale
+        )
+    return canvas
+
+
+def image_panels(path: str | Path, panels: list[tuple[str, np.ndarray]], cols: int = 6) -> None:
+    """Several labelled grids of images side by side (e.g. every model's samples), one PNG."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.9 * len(panels) + 0.3, 2.4), squeeze=False)
+    for ax, (title, images) in zip(axes[0], panels, strict=True):
+        ax.imshow(_canvas(images, cols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -91,9 +91,7 @@ def test_energy_nets_shapes_and_ladder():
     assert lp.shape == (4,) and not np.allclose(lp, conv.log_prob(params, x, jax.random.key(6)))
     loss, metrics = jax.jit(conv.loss)(params, x, jax.random.key(2))  # the score is a gradient in x
     assert np.isfinite(float(loss)) and "dsm_ladder" in metrics
-    assert conv.info["architecture"].startswith("energy conv")
-    s = jax.jit(conv.sample, static_argnums=2)(params, jax.random.key(3), 2)
-    assert s.shape == (2, 8, 8, 1) and s.dtype == jnp.uint8
+    assert conv.info["architecture"].startswith("energy conv")  # its samples: the images smoke test
     # the vector ladder's annealed Langevin sampler
     vec = make_model(
         "ebm_dsm_ladder",

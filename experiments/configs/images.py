@@ -147,7 +147,7 @@ PRESETS["smoke"] = _add_models(
 # ----------------------------------------------------------------------------- GAN, sample quality (issue 8)
 # A DCGAN-style pair (no density: a "none" row with its sample grid), and quality.md: Parzen bits/dim
 # and the FID-like feature distance for each model's samples and the training set itself. On CPU the
-# quality table leaves out the PixelCNN (drawing 5000 samples pixel by pixel would take hours).
+# slow samplers (PixelCNN, diffusion, the energy model's Langevin) draw fewer samples.
 _GAN_TRAIN = dict(lr=2e-4, b1=0.5, warmup_steps=0, schedule="constant", checkpoint_every=500)
 PRESETS["cpu"] = dataclasses.replace(
     _add_models(
@@ -156,7 +156,12 @@ PRESETS["cpu"] = dataclasses.replace(
         {"gan": dict(steps=2000, batch_size=64, time_limit_s=6 * 60, **_GAN_TRAIN)},
     ),
     quality=QualityConfig(
-        num_samples=5000, n_val=1000, n_test=2000, models=("pixel_cat", "gan", "vae", "glow")
+        num_samples=5000,
+        # slow samplers draw fewer (pixel by pixel; 250 U-Net steps; 500 Langevin steps per sample)
+        num_samples_by_model={"pixelcnn": 1000, "diffusion": 300, "ebm_dsm_ladder": 1000},
+        n_val=1000,
+        n_test=2000,
+        models=("pixel_cat", "gan", "vae", "glow", "pixelcnn", "diffusion", "ebm_dsm_ladder"),
     ),
 )
 PRESETS["full"] = dataclasses.replace(

@@ -390,7 +390,9 @@ def diffusion(
         if data == "continuous":
             return z0 / alpha0 + jnp.exp(0.5 * g0) * jax.random.normal(key, z0.shape)
         logp = jax.vmap(lambda z: bound.discretized_log_probs(process, params, z))(z0)
-        return jax.random.categorical(key, logp, axis=-1).astype(jnp.float32)
+        return jax.random.categorical(key, logp, axis=-1).astype(
+            jnp.uint8
+        )  # 8-bit images, as every image model samples
 
     ode_kind = Kind.EXACT if divergence == "exact" and data == "continuous" else Kind.ESTIMATE
     info = dict(
