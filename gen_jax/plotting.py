@@ -120,18 +120,9 @@ def curve_panels_figure(path: str | Path, title: str, panels: list[dict]) -> Non
 def image_grid(path: str | Path, images: np.ndarray, title: str = "", cols: int | None = None) -> None:
     """A grid of uint8 (or [0, 1] float) images (n, H, W, 1) saved as one PNG."""
     plt = _plt()
-    images = np.asarray(images)
-    n = len(images)
-    cols = cols or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    h, w = images.shape[1:3]
-    canvas = np.ones((rows * (h + 2), cols * (w + 2)), np.float32)
-    scale = 255.0 if images.dtype == np.uint8 or images.max() > 1.5 else 1.0
-    for i, img in enumerate(images):
-        r, c = divmod(i, cols)
-        canvas[r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = (
-            img[..., 0] / scale
-        )
+    cols = cols or int(np.ceil(np.sqrt(len(images))))
+    rows = int(np.ceil(len(images) / cols))
+    canvas = _canvas(images, cols)
     fig, ax = plt.subplots(figsize=(cols * 0.45 + 0.5, rows * 0.45 + 0.7))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
