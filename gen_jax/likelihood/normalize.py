@@ -107,8 +107,8 @@ def ais_log_z(
     reference = np.asarray(reference, np.float32)
     a = cfg.ais
     log_f = _one_example(model, params, key)
-    shift = 0.0
-    if model.info.get("support") == "binary":
+    whitened = model.info.get("support") != "binary"
+    if not whitened:
         base, transition = ais_base(model, reference, cfg)
         target = log_f
     else:
@@ -130,7 +130,7 @@ def ais_log_z(
         a.schedule,
         a.num_pilot,
     )
-    if shift:
+    if whitened:  # back to x: log Z + sum log s, chain positions m + s u
         res = dataclasses.replace(
             res,
             log_z=res.log_z + shift,
