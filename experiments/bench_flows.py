@@ -51,22 +51,27 @@ def run_once(
     steps_per_dispatch: int,
     compute_dtype: str = "float32",
     batch_order=None,
+    data=None,
 ) -> dict:
     """One benchmark run in this process.
 
     `batch_order`: an int array (steps, 512) of training-set indices, one row per step, to train on
-    exactly those batches (`ordered_batches`; the side-by-side benchmark `experiments.bench_peers`
-    hands every library the same one). None (the default, `make bench-flows`): batches drawn on the
-    device as in every other run."""
+    exactly those batches (laid out in order, `sequential_batches`; the side-by-side benchmark
+    `experiments.bench_peers` hands every library the same one). None (the default, `make bench-flows`): batches drawn on the
+    device as in every other run.
+    `data`: the arrays to use (an object with `train`, `test`, `true_entropy`, e.g. the side-by-side
+    benchmark's export, which every library reads); None draws them (`load_vector_data`)."""
     import resource
 
     import jax
 
-    from experiments.common import load_vector_data
     from gen_jax.models import evaluate_nll, make_model, num_params
-    from gen_jax.training import TrainConfig, ordered_batches, train
+    from gen_jax.training import TrainConfig, sequential_batches, train
 
-    data = load_vector_data(dataset, 50_000, 10_000, seed=0)  # the same arrays in every run
+    if data is None:
+        from experiments.common import load_vector_data  # imported only here: peak memory is measured
+
+        data = load_vector_data(dataset, 50_000, 10_000, seed=0)  # the same arrays in every run
     model = make_model(model_name, (2,), **BENCH[model_name], compute_dtype=compute_dtype)
     cfg = TrainConfig(
         steps=steps,
@@ -80,12 +85,14 @@ def run_once(
         seed=seed,
         progress=False,
     )
-    batch_fn = None
+    batch_fn, train_data = None, data.train
     if batch_order is not None:
         if batch_order.shape[0] < steps or batch_order.shape[1] != cfg.batch_size:
             raise ValueError(f"batch_order {batch_order.shape} does not cover {steps} steps of 512")
-        batch_fn = ordered_batches(batch_order)
-    res = train(model, data.train, cfg, batch_fn=batch_fn)
+        # every batch laid out in order on the device, as flowjax's `fit_to_data` lays them out
+        train_data = data.train[batch_order[:steps]].reshape(-1, data.train.shape[1])
+        batch_fn = sequential_batches(cfg.batch_size)
+    res = train(model, train_data, cfg, batch_fn=batch_fn)
     nll, _, _ = evaluate_nll(model, res.params, data.test, jax.random.key(0))
     k = min(steps_per_dispatch, steps)
     dev = jax.devices()[0]

@@ -10,7 +10,7 @@ import pytest
 from experiments.bench_peers import batch_order, export_data, load_export, markdown, speed_ratios
 from experiments.common import load_vector_data
 from gen_jax.models.base import Kind, Model
-from gen_jax.training import TrainConfig, ordered_batches, train
+from gen_jax.training import TrainConfig, sequential_batches, train
 
 
 def test_export_round_trips_the_bench_arrays_and_an_epochwise_order(tmp_path):
@@ -53,7 +53,7 @@ def test_training_on_an_ordered_batch_sees_exactly_those_batches():
     cfg = TrainConfig(
         steps=7, batch_size=4, steps_per_dispatch=1, checkpoint_every=None, progress=False, clip_norm=None
     )
-    res = train(_probe_model(), data, cfg, batch_fn=ordered_batches(order))
+    res = train(_probe_model(), data[order].reshape(-1, 2), cfg, batch_fn=sequential_batches(4))
     seen = [row["fingerprint"] for row in res.history if "fingerprint" in row]
     b = data[order]
     expect = (b[:, :, 0] * np.arange(1, 5)).sum(1) + 1000 * b[:, :, 1].sum(1)

@@ -145,3 +145,66 @@ def test_nan_loss_names_the_step(moons, tmp_path):
 def test_bad_data_shape(moons):
     with pytest.raises(ValueError, match=r"expected \(batch, 2\)"):
         train(_small_flow(), moons[0][:, :1], CFG)
+
+
+def test_small_models_update_one_flat_vector_with_the_same_arithmetic(moons):
+    """`flattened_when_small`: the optimizer state of a small model is one vector, and training
+    gives the parameters the per-array optimizer gives (to float tolerance)."""
+    from gen_jax.training import _Flat, init_state, make_optimizer
+
+    cfg = dataclasses.replace(CFG, checkpoint_every=None)
+    flat = train(_small_flow(), moons[0], cfg)
+    tree = train(_small_flow(), moons[0], dataclasses.replace(cfg, flatten_optimizer_below=0))
+    assert isinstance(flat.state.opt_state, _Flat) and not isinstance(tree.state.opt_state, _Flat)
+    for x, y in zip(_leaves(flat.params), _leaves(tree.params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+    big = init_state(
+        _small_flow(),
+        jax.random.key(0),
+        moons[0][:8],
+        make_optimizer(dataclasses.replace(cfg, flatten_optimizer_below=10)),
+        ema=False,
+    )
+    assert not isinstance(big.opt_state, _Flat)  # more parameters than the threshold
+
+
+def test_sequential_batches_take_consecutive_runs_and_reject_a_ragged_end():
+    from gen_jax.training import sequential_batches
+
+    data = jnp.arange(24.0).reshape(12, 2)
+    fn = jax.jit(sequential_batches(4))
+    np.testing.assert_array_equal(fn(data, None, 1), data[4:8])
+    np.testing.assert_array_equal(fn(data, None, 4), data[4:8])  # wraps after 3 batches
+    with pytest.raises(ValueError, match="multiple of 5"):
+        sequential_batches(5)(data, None, 0)
+
+
+def test_cpu_compiler_options_apply_and_unknown_ones_fall_back(moons):
+    from gen_jax.training import CPU_COMPILER_OPTIONS, compiler_options_for, jit_with_options
+
+    assert compiler_options_for(CFG) == CPU_COMPILER_OPTIONS
+    assert compiler_options_for(dataclasses.replace(CFG, cpu_compiler_options={})) == {}
+    f = jit_with_options(lambda x: x * 2, {"xla_no_such_option_anywhere": True})
+    with pytest.warns(UserWarning, match="rejected compiler options"):
+        np.testing.assert_array_equal(f(jnp.ones(3)), 2 * np.ones(3))
+    np.testing.assert_array_equal(f(jnp.ones(3)), 2 * np.ones(3))  # the fallback is kept
+    a = train(_small_flow(), moons[0], dataclasses.replace(CFG, checkpoint_every=None))
+    b = train(
+        _small_flow(), moons[0], dataclasses.replace(CFG, checkpoint_every=None, cpu_compiler_options={})
+    )
+    for x, y in zip(_leaves(a.params), _leaves(b.params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_model_families_are_imported_when_first_built():
+    """`import gen_jax.models` loads no family (and so not distrax, diffrax or blackjax)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gen_jax.models as m; assert 'distrax' not in sys.modules, 'distrax'; "
+        "assert 'gen_jax.models.diffusion' not in sys.modules; m.make_model('nsf', (2,)); "
+        "assert 'distrax' in sys.modules and 'diffrax' not in sys.modules; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]

@@ -10,8 +10,8 @@ float32. Every library gets the same arrays and the same batch order: both are e
 gen_jax to an .npz (`export_data`) holding `train`, `test` and `order`, a (steps, 512) int array
 whose row i indexes step i's batch (epoch-wise shuffles, without replacement within an epoch).
 
-- gen_jax: `experiments.bench_flows.run_once` with `batch_order` (`gen_jax.training.ordered_batches`),
-  its usual 100 steps per `lax.scan` dispatch.
+- gen_jax: `experiments.bench_flows.run_once` with `batch_order` (the batches laid out in order on
+  the device, `gen_jax.training.sequential_batches`), its usual 100 steps per `lax.scan` dispatch.
 - flowjax (JAX): `flowjax.flows.coupling_flow`, trained by `flowjax.train.train_utils.step`, the
   jitted step `flowjax.train.fit_to_data` runs, driven over the same batches as its loop drives it.
 - normflows (PyTorch, CPU build): the layers built from normflows' coupling primitives with plain

@@ -10,6 +10,7 @@ import argparse
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 from experiments.bench_peers import (
@@ -34,8 +35,13 @@ def gen_jax_run(data_path: str, dataset: str, model: str, seed: int, steps: int)
     import gen_jax
     from experiments.bench_flows import run_once
 
-    order = load_export(data_path)["order"]
-    row = run_once(model, dataset, steps, seed, steps_per_dispatch=100, batch_order=order)
+    export = load_export(data_path)  # the arrays every library reads
+    data = types.SimpleNamespace(
+        train=export["train"], test=export["test"], true_entropy=float(export["true_entropy"])
+    )
+    row = run_once(
+        model, dataset, steps, seed, steps_per_dispatch=100, batch_order=export["order"], data=data
+    )
     version = getattr(gen_jax, "__version__", None)
     row.update(
         library="gen_jax", version=(f"gen_jax {version}, " if version else "") + f"jax {jax.__version__}"

@@ -158,18 +158,27 @@ def distribution_model(
     distribution: Callable[[Params], Any],
     info: dict,
     parts: dict | None = None,
+    batched: bool = False,
 ) -> Model:
     """An exact-likelihood Model from `distribution(params)`, a distrax distribution of ONE example.
 
     log_prob and sample are written for one example and vmapped here, once, over the batch;
-    the loss is the mean negative log-likelihood.
+    the loss is the mean negative log-likelihood. `batched=True`: the distribution already
+    broadcasts over leading batch axes (distrax's event_ndims), and is called on the whole batch
+    instead: for networks whose fast form needs to see the batch (the flows' feature-major
+    conditioners; vmapping their custom VJP would turn each weight gradient into per-example
+    outer products).
     """
 
     def log_prob(params, x, key=None):
+        if batched:
+            return distribution(params).log_prob(x)
         return jax.vmap(distribution(params).log_prob)(x)
 
     def sample(params, key, n):
         dist = distribution(params)
+        if batched:
+            return dist.sample(seed=key, sample_shape=(n,))
         return jax.vmap(lambda k: dist.sample(seed=k))(jax.random.split(key, n))
 
     return Model(

@@ -2,10 +2,10 @@
 
 - `RationalQuadraticSpline`: the same spline and parameterisation as
   `distrax.RationalQuadraticSpline(..., boundary_slopes="identity")` (tested equal to it),
-  written on whole arrays (one one-hot contraction picks every bin parameter) instead of
-  distrax's per-scalar `jnp.vectorize`. It compiles several times faster and its gradient runs faster;
+  written on whole (bins, elements) arrays (one-hot weights pick every bin parameter) instead of distrax's
+  per-scalar `jnp.vectorize`. It compiles several times faster and its gradient runs faster;
   it takes the 3K - 1 parameters the spline actually uses (distrax takes 3K + 1 and ignores
-  the two boundary slopes).
+  the two boundary slopes), on any axis (`param_axis`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ Array = jax.Array
 
 
 def _bin_sizes(raw: Array, total: float, min_size: float) -> Array:
-    k = raw.shape[-1]
-    return jax.nn.softmax(raw, axis=-1) * (total - k * min_size) + min_size
+    """Softmax over the bin axis (the first), scaled to `total` with a floor of `min_size` per bin."""
+    k = raw.shape[0]
+    return jax.nn.softmax(raw, axis=0) * (total - k * min_size) + min_size
 
 
 def _knot_slopes(raw: Array, min_slope: float) -> Array:
@@ -27,71 +28,109 @@ def _knot_slopes(raw: Array, min_slope: float) -> Array:
     return jax.nn.softplus(raw + offset) + min_slope
 
 
+def _knots(sizes: Array, bound: float) -> Array:
+    """(K + 1, N) knot positions from (K, N) bin sizes summing to 2 bound; the last is pinned to
+    exactly +bound."""
+    edge = jnp.full((1, sizes.shape[1]), bound, sizes.dtype)
+    return jnp.concatenate([-edge, jnp.cumsum(sizes[:-1], axis=0) - bound, edge], axis=0)
+
+
+@jax.custom_vjp
+def _pick(hot: Array, rows: tuple[Array, ...]) -> tuple[Array, ...]:
+    """sum(hot * row, axis=0) for each (K, N) row table: each element's entry in its bin.
+
+    The VJP is the plain one (hot * g, nothing for the 0/1 weights) with the cotangents g
+    materialized first: left alone, XLA fuses the whole elementwise chain producing g into the
+    (K, N) broadcast and recomputes it K times (the NSF benchmark step ran 1.25x slower)."""
+    return tuple(jnp.sum(hot * r, axis=0) for r in rows)
+
+
+def _pick_fwd(hot, rows):
+    return _pick(hot, rows), hot
+
+
+def _pick_bwd(hot, gs):
+    gs = jax.lax.optimization_barrier(gs)
+    return jnp.zeros_like(hot), tuple(hot * g[None] for g in gs)
+
+
+_pick.defvjp(_pick_fwd, _pick_bwd)
+
+
 class RationalQuadraticSpline(distrax.Bijector):
     """Elementwise monotone rational-quadratic spline on [-bound, bound], identity outside.
 
-    params: (..., 3K - 1) unconstrained: K bin widths, K bin heights, K - 1 interior knot
-    slopes (the boundary slopes are 1, so the map is C1 at the boundary). All zeros is the
-    identity. Durkan et al. 2019, "Neural Spline Flows", eqs. 4-8 and appendix A.
+    params: 3K - 1 unconstrained values per element, on axis `param_axis` (default the last, as
+    distrax): K bin widths, K bin heights, K - 1 interior knot slopes (the boundary slopes are 1,
+    so the map is C1 at the boundary). All zeros is the identity. Durkan et al. 2019, "Neural
+    Spline Flows", eqs. 4-8 and appendix A.
+
+    Internally every bin quantity is a (K or K + 1, N) array, bins leading and the N elements
+    contiguous: the softmax, the knots' running sums and picking each element's bin (one-hot
+    weights summed over the bin axis) are short reductions over the leading axis, which XLA runs
+    as vectorised loops over N. No gather (its gradient is a slow scatter-add on CPU), no
+    per-scalar `jnp.vectorize` (distrax). `param_axis=0` (parameters leading, as the coupling
+    flows' feature-major conditioners produce them) needs no transpose.
     """
 
-    def __init__(self, params: Array, bound: float, min_bin_size: float = 1e-4, min_knot_slope: float = 1e-4):
+    def __init__(
+        self,
+        params: Array,
+        bound: float,
+        min_bin_size: float = 1e-4,
+        min_knot_slope: float = 1e-4,
+        param_axis: int = -1,
+    ):
         super().__init__(event_ndims_in=0)
-        if params.shape[-1] % 3 != 2:
-            raise ValueError(f"spline params need a last axis of size 3K - 1, got {params.shape[-1]}")
-        k = (params.shape[-1] + 1) // 3
-        self.num_bins, self.bound = k, float(bound)
-        widths = _bin_sizes(params[..., :k], 2 * bound, min_bin_size)
-        heights = _bin_sizes(params[..., k : 2 * k], 2 * bound, min_bin_size)
-        zero = jnp.zeros(params.shape[:-1] + (1,), params.dtype)
-        one = jnp.ones(params.shape[:-1] + (1,), params.dtype)
-        # knot positions; the last is pinned to exactly +bound
-        self.x_knots = jnp.concatenate([zero, jnp.cumsum(widths[..., :-1], -1), zero + 2 * bound], -1) - bound
-        self.y_knots = (
-            jnp.concatenate([zero, jnp.cumsum(heights[..., :-1], -1), zero + 2 * bound], -1) - bound
-        )
-        self.slopes = jnp.concatenate([one, _knot_slopes(params[..., 2 * k :], min_knot_slope), one], -1)
+        params = jnp.moveaxis(params, param_axis, 0)
+        if params.shape[0] % 3 != 2:
+            raise ValueError(f"spline params need 3K - 1 values per element, got {params.shape[0]}")
+        k = (params.shape[0] + 1) // 3
+        self.num_bins, self.bound, self.shape = k, float(bound), params.shape[1:]
+        widths, heights, slopes = jnp.split(params.reshape(params.shape[0], -1), [k, 2 * k], axis=0)
+        self.x_knots = _knots(_bin_sizes(widths, 2 * bound, min_bin_size), bound)
+        self.y_knots = _knots(_bin_sizes(heights, 2 * bound, min_bin_size), bound)
+        one = jnp.ones((1, self.x_knots.shape[1]), params.dtype)
+        self.slopes = jnp.concatenate([one, _knot_slopes(slopes, min_knot_slope), one], axis=0)
+
+    def _flat(self, v: Array) -> Array:
+        """v as (1, N), broadcast to the parameters' element shape."""
+        return jnp.broadcast_to(v, jnp.broadcast_shapes(v.shape, self.shape)).reshape(1, -1)
 
     def _bin(self, knots: Array, v: Array):
-        """The bin holding v (in [-bound, bound]): left x and y knot, width, height, end slopes.
+        """For v (1, N) in [-bound, bound]: the left x and y knot, width, height and end slopes of
+        its bin (v in [knot_i, knot_i+1); the last bin includes +bound), each (N,).
 
-        Picked with a one-hot contraction rather than a gather: on CPU its gradient is a
-        multiply, where a gather's is a slow scatter-add.
-        """
-        in_bin = (v[..., None] >= knots[..., :-1]) & (v[..., None] < knots[..., 1:])
-        in_bin = in_bin.at[..., -1].set(v >= knots[..., -2])  # the last bin includes +bound
-        table = jnp.stack(
-            [
-                self.x_knots[..., :-1],
-                jnp.diff(self.x_knots, axis=-1),
-                self.y_knots[..., :-1],
-                jnp.diff(self.y_knots, axis=-1),
-                self.slopes[..., :-1],
-                self.slopes[..., 1:],
-            ],
-            axis=-2,
-        )
-        picked = jnp.einsum("...k,...jk->...j", in_bin.astype(v.dtype), table)
-        return tuple(picked[..., i] for i in range(6))
+        Picked by one-hot weights summed over the bin axis: on CPU the gradient of a multiply is
+        a multiply, where a gather's is a slow scatter-add."""
+        below = jnp.concatenate([v < knots[1:-1], jnp.ones_like(v, bool)], axis=0)
+        hot = ((v >= knots[:-1]) & below).astype(v.dtype)  # (K, N)
+        xk, yk, d = self.x_knots, self.y_knots, self.slopes
+        return _pick(hot, (xk[:-1], xk[1:] - xk[:-1], yk[:-1], yk[1:] - yk[:-1], d[:-1], d[1:]))
 
     def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
-        inside = jnp.abs(x) < self.bound
-        xc = jnp.clip(x, -self.bound, self.bound)  # the unused branch stays finite (no NaN gradients)
+        shape = jnp.broadcast_shapes(x.shape, self.shape)
+        v = self._flat(x)
+        inside = jnp.abs(v[0]) < self.bound
+        xc = jnp.clip(v, -self.bound, self.bound)  # the unused branch stays finite (no NaN gradients)
         x0, w, y0, h, d0, d1 = self._bin(self.x_knots, xc)
         s = h / w
-        xi = jnp.clip((xc - x0) / w, 0.0, 1.0)
+        xi = jnp.clip((xc[0] - x0) / w, 0.0, 1.0)
         t = xi * (1 - xi)
         denom = s + (d0 + d1 - 2 * s) * t
         y = y0 + h * (s * xi**2 + d0 * t) / denom
         dydx = s**2 * (d1 * xi**2 + 2 * s * t + d0 * (1 - xi) ** 2) / denom**2
-        return jnp.where(inside, y, x), jnp.where(inside, jnp.log(dydx), 0.0)
+        y = jnp.where(inside, y, v[0]).reshape(shape)
+        return y, jnp.where(inside, jnp.log(dydx), 0.0).reshape(shape)
 
     def inverse_and_log_det(self, y: Array) -> tuple[Array, Array]:
-        inside = jnp.abs(y) < self.bound
-        yc = jnp.clip(y, -self.bound, self.bound)
+        shape = jnp.broadcast_shapes(y.shape, self.shape)
+        v = self._flat(y)
+        inside = jnp.abs(v[0]) < self.bound
+        yc = jnp.clip(v, -self.bound, self.bound)
         x0, w, y0, h, d0, d1 = self._bin(self.y_knots, yc)
         s = h / w
-        dy = yc - y0
+        dy = yc[0] - y0
         sum_d = d0 + d1 - 2 * s
         a = h * (s - d0) + dy * sum_d
         b = h * d0 - dy * sum_d
@@ -101,7 +140,8 @@ class RationalQuadraticSpline(distrax.Bijector):
         t = xi * (1 - xi)
         denom = s + sum_d * t
         dydx = s**2 * (d1 * xi**2 + 2 * s * t + d0 * (1 - xi) ** 2) / denom**2
-        return jnp.where(inside, x0 + xi * w, y), jnp.where(inside, -jnp.log(dydx), 0.0)
+        x = jnp.where(inside, x0 + xi * w, v[0]).reshape(shape)
+        return x, jnp.where(inside, -jnp.log(dydx), 0.0).reshape(shape)
 
 
 # ----------------------------------------------------------------------------- image bijectors

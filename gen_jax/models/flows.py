@@ -15,6 +15,7 @@ model a pure function of `params`:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import distrax
@@ -22,9 +23,9 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.models.base import Model, distribution_model
-from gen_jax.models.bijectors import RationalQuadraticSpline
+from gen_jax.models.bijectors import RationalQuadraticSpline, ScanChain
 from gen_jax.nn.made import MADE
-from gen_jax.nn.mlp import MLP
+from gen_jax.nn.mlp import FeatureMajorMLP
 from gen_jax.nn.mlp import activation as activation_fn
 from gen_jax.nn.mlp import compute_dtype as dtype_of
 
@@ -37,21 +38,48 @@ def soft_clamp(log_scale: jax.Array, bound: float = MAX_LOG_SCALE) -> jax.Array:
 
 
 def affine_transformer(params: jax.Array) -> distrax.Bijector:
-    """Elementwise affine map from conditioner output (..., 2): shift and log-scale."""
-    return distrax.ScalarAffine(shift=params[..., 0], log_scale=soft_clamp(params[..., 1]))
+    """Elementwise affine map from conditioner output (2, ...): shift and log-scale.
+
+    Transformer parameters lead (parameter axis first): the layout the feature-major conditioners
+    produce without a transpose."""
+    return distrax.ScalarAffine(shift=params[0], log_scale=soft_clamp(params[1]))
 
 
 def spline_transformer(tail_bound: float) -> Callable[[jax.Array], distrax.Bijector]:
-    """Elementwise rational-quadratic spline from conditioner output (..., 3K - 1).
+    """Elementwise rational-quadratic spline from conditioner output (3K - 1, ...).
 
     K widths, K heights and the K - 1 interior knot slopes; the boundary slopes are 1 and
     the spline is the identity outside [-tail_bound, tail_bound] (see `bijectors`).
+
+    The spline runs in the normalizing direction (data -> latent: `distrax.Inverse` of it is the
+    flow's sampling direction), as in nflows/normflows: `log_prob` and training use its closed
+    form, sampling solves its quadratic. On the flow benchmark this trains to a better test NLL
+    (checkerboard 3.538 against 3.564, medians of 3 seeds) and 1.4x faster per step.
     """
-    return lambda params: RationalQuadraticSpline(params, tail_bound)
+    return lambda params: distrax.Inverse(RationalQuadraticSpline(params, tail_bound, param_axis=0))
+
+
+class StandardNormal(distrax.Distribution):
+    """N(0, I) on vectors of `event_dim`, for any leading batch shape without broadcasting a
+    location against the batch (distrax's MultivariateNormalDiag does, an implicit rank promotion
+    when it is called on a whole batch)."""
+
+    def __init__(self, event_dim: int):
+        self._event_dim = int(event_dim)
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return (self._event_dim,)
+
+    def _sample_n(self, key, n: int) -> jax.Array:
+        return jax.random.normal(key, (n, self._event_dim))
+
+    def log_prob(self, value: jax.Array) -> jax.Array:
+        return -0.5 * jnp.sum(value**2, axis=-1) - 0.5 * self._event_dim * math.log(2 * math.pi)
 
 
 def standard_normal(event_dim: int) -> distrax.Distribution:
-    return distrax.MultivariateNormalDiag(jnp.zeros(event_dim), jnp.ones(event_dim))
+    return StandardNormal(event_dim)
 
 
 def flow_model(
@@ -66,7 +94,9 @@ def flow_model(
     def distribution(params) -> distrax.Distribution:
         return distrax.Transformed(standard_normal(event_dim), bijector(params))
 
-    return distribution_model(name, (event_dim,), init, distribution, info, parts={"bijector": bijector})
+    return distribution_model(
+        name, (event_dim,), init, distribution, info, parts={"bijector": bijector}, batched=True
+    )
 
 
 def _check_dim(event_dim: int, need: int, family: str) -> None:
@@ -89,45 +119,30 @@ class Reverse(distrax.Bijector):
         return y[..., ::-1], jnp.zeros(y.shape[:-1], y.dtype)
 
 
-class ScanChain(distrax.Bijector):
-    """The same parameterised layer applied L times, with parameters stacked on a leading axis,
-    run by `lax.scan`: compile time stays that of one layer however deep the flow.
-
-    `layer(params_i)` builds layer i's bijector; forward applies layer 0 first.
-    """
-
-    def __init__(self, layer: Callable[[dict], distrax.Bijector], stacked_params, event_ndims: int = 1):
-        super().__init__(event_ndims_in=event_ndims)
-        self._layer = layer
-        self._params = stacked_params
-
-    def forward_and_log_det(self, x):
-        def body(x, p):
-            return self._layer(p).forward_and_log_det(x)
-
-        y, log_dets = jax.lax.scan(body, x, self._params)
-        return y, jnp.sum(log_dets, axis=0)
-
-    def inverse_and_log_det(self, y):
-        def body(y, p):
-            return self._layer(p).inverse_and_log_det(y)
-
-        x, log_dets = jax.lax.scan(body, y, self._params, reverse=True)
-        return x, jnp.sum(log_dets, axis=0)
-
-
 def stacked_layers(
-    num_layers: int, layer: Callable[[dict], distrax.Bijector], init_one: Callable, scan: bool
+    num_layers: int,
+    layer: Callable[[dict], distrax.Bijector],
+    init_one: Callable,
+    scan: bool,
+    unroll: int | bool | None = None,
 ):
     """(init, bijector) for `num_layers` identical layers, each followed by a `Reverse`.
 
-    scan=True stacks the parameters and runs the layers under `lax.scan` (compiles one layer);
-    scan=False keeps a list and chains them in Python (XLA sees every layer).
+    scan=True stacks the parameters and runs the layers under `lax.scan` (`bijectors.ScanChain`):
+    Python traces one layer. `unroll` is the scan's: True (every layer in the compiled program: the
+    fastest steps, compile time growing with depth) or 1 (a loop: the compile time of one layer);
+    None picks True up to 8 layers and 1 beyond. Measured on the flow benchmark (2 CPU cores, train
+    step as `gen_jax.training` compiles it): RealNVP, 8 layers, 744-787 steps/s unrolled against
+    633-639 looped, first step 0.87 s against 0.47 s. scan=False keeps a list of parameters and
+    chains the layers in Python (traced one by one).
     """
+    if unroll is None:
+        unroll = True if num_layers <= 8 else 1
 
     def with_reverse(p) -> distrax.Bijector:
         return distrax.Chain([Reverse(), layer(p)])  # the layer acts first, then the reversal
 
+    @jax.jit  # one compiled call, not one per operation of every layer's init
     def init(key, x):
         keys = jax.random.split(key, num_layers)
         if scan:
@@ -136,7 +151,7 @@ def stacked_layers(
 
     def bijector(params):
         if scan:
-            return ScanChain(with_reverse, params["layers"])
+            return ScanChain(with_reverse, params["layers"], event_ndims=1, unroll=unroll)
         # distrax.Chain applies its last element first: layer 0 acts first on the base sample
         return distrax.Chain([with_reverse(p) for p in params["layers"]][::-1])
 
@@ -152,6 +167,7 @@ def coupling_flow(
     tail_bound: float = 4.0,
     activation: str = "relu",
     scan_layers: bool = True,
+    unroll_layers: int | bool | None = None,
     name: str | None = None,
     compute_dtype: str = "float32",
 ) -> Model:
@@ -161,7 +177,8 @@ def coupling_flow(
 
     `compute_dtype="bfloat16"`: the conditioner MLPs (nearly all the FLOPs) compute in bfloat16
     with float32 parameters; their outputs, the transformers, log-determinants and log p stay
-    float32, where bfloat16's 8-bit mantissa would corrupt the numbers."""
+    float32, where bfloat16's 8-bit mantissa would corrupt the numbers.
+    `scan_layers`, `unroll_layers`: how the layers are compiled (see `stacked_layers`)."""
     _check_dim(event_dim, 2, "a coupling flow")
     split = event_dim // 2
     d2 = event_dim - split
@@ -171,24 +188,30 @@ def coupling_flow(
         per_dim, make_transformer = 3 * num_bins - 1, spline_transformer(tail_bound)
     else:
         raise ValueError(f"unknown coupling transformer {transformer!r}; choose 'affine' or 'spline'")
-    net = MLP(
+    net = FeatureMajorMLP(
         tuple(hidden),
-        d2 * per_dim,
+        per_dim * d2,
         activation_fn(activation),
         zero_init_last=True,
         dtype=dtype_of(compute_dtype),
+        uniform_bias=True,
     )
 
     def init_one(key):
-        return net.init(key, jnp.zeros((1, split)))["params"]
+        return net.init(key, jnp.zeros((split, 1)))["params"]
 
     def layer(p) -> distrax.Bijector:
         def conditioner(x1):
-            return net.apply({"params": p}, x1).reshape(*x1.shape[:-1], d2, per_dim)
+            # (..., split) -> (per_dim, ..., d2): the MLP runs feature-major (see `nn.mlp`); for 2-D
+            # data both transposes are free reshapes
+            batch = x1.shape[:-1]
+            out = net.apply({"params": p}, x1.reshape(-1, split).T)  # (per_dim * d2, N)
+            out = out.reshape(per_dim, d2, -1)
+            return jnp.swapaxes(out, 1, 2).reshape(per_dim, *batch, d2)
 
         return distrax.SplitCoupling(split, event_ndims=1, conditioner=conditioner, bijector=make_transformer)
 
-    init, bijector = stacked_layers(num_layers, layer, init_one, scan_layers)
+    init, bijector = stacked_layers(num_layers, layer, init_one, scan_layers, unroll_layers)
     info = dict(
         family="flow",
         architecture=f"{transformer} coupling x{num_layers}, MLP {list(hidden)} {activation}",
@@ -206,6 +229,7 @@ def realnvp(
     hidden: Sequence[int] = (64, 64),
     activation: str = "relu",
     scan_layers: bool = True,
+    unroll_layers: int | bool | None = None,
     name: str = "realnvp",
     compute_dtype: str = "float32",
 ) -> Model:
@@ -217,6 +241,7 @@ def realnvp(
         "affine",
         activation=activation,
         scan_layers=scan_layers,
+        unroll_layers=unroll_layers,
         name=name,
         compute_dtype=compute_dtype,
     )
@@ -230,6 +255,7 @@ def nsf(
     tail_bound: float = 4.0,
     activation: str = "relu",
     scan_layers: bool = True,
+    unroll_layers: int | bool | None = None,
     name: str = "nsf",
     compute_dtype: str = "float32",
 ) -> Model:
@@ -243,6 +269,7 @@ def nsf(
         tail_bound,
         activation,
         scan_layers,
+        unroll_layers,
         name=name,
         compute_dtype=compute_dtype,
     )
@@ -284,6 +311,7 @@ def maf(
     hidden: Sequence[int] = (64, 64),
     activation: str = "relu",
     scan_layers: bool = True,
+    unroll_layers: int | bool | None = None,
     name: str = "maf",
     compute_dtype: str = "float32",
 ) -> Model:
@@ -300,7 +328,7 @@ def maf(
     def layer(p) -> distrax.Bijector:
         return MaskedAutoregressiveAffine(lambda x: net.apply({"params": p}, x), event_dim)
 
-    init, bijector = stacked_layers(num_layers, layer, init_one, scan_layers)
+    init, bijector = stacked_layers(num_layers, layer, init_one, scan_layers, unroll_layers)
     info = dict(
         family="flow",
         architecture=f"MAF x{num_layers}, MADE {list(hidden)} {activation}",

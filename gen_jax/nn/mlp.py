@@ -1,7 +1,19 @@
-"""Multi-layer perceptron, the conditioner and energy network of the vector models."""
+"""Multi-layer perceptron, the conditioner and energy network of the vector models.
+
+Two layouts of the same network (same parameters, same function):
+- `MLP`: activations (batch, features), as `flax.linen.Dense` computes them.
+- `FeatureMajorMLP`: activations (features, batch) inside, for the flows' conditioners. On XLA:CPU
+  the weight gradient of a (batch, features) layer, x^T g, contracts the batch over the first axis
+  of both operands; no fast GEMM path takes that form (YNNPACK declines it and the fallback runs at
+  about half speed: 52 us against 27 us for a 512 x 64 x 64 product on the benchmark machine), and
+  it is most of a small MLP's backward pass. With the batch on the last axis every product of the
+  forward and backward pass is a plain GEMM (`linear_fm`, with its own VJP); the RealNVP benchmark
+  step runs 1.6x faster (`make bench-families` measures it).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,13 +35,104 @@ class MLP(nn.Module):
     activation: Callable[[jax.Array], jax.Array] = nn.relu
     zero_init_last: bool = False
     dtype: Any = None
+    uniform_bias: bool = False  # hidden biases U(+-1/sqrt(fan_in)) (`fan_in_uniform`), else zeros
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for width in self.hidden:
-            x = self.activation(nn.Dense(width, dtype=self.dtype)(x))
+            bias = fan_in_uniform(x.shape[-1]) if self.uniform_bias else nn.initializers.zeros
+            x = self.activation(nn.Dense(width, bias_init=bias, dtype=self.dtype)(x))
         init = nn.initializers.zeros if self.zero_init_last else nn.initializers.lecun_normal()
         out = nn.Dense(self.out, kernel_init=init, bias_init=nn.initializers.zeros, dtype=self.dtype)(x)
+        return out.astype(jnp.float32) if self.dtype is not None else out
+
+
+def fan_in_uniform(fan_in: int) -> Callable:
+    """Bias initializer U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's and Equinox's default.
+
+    Zero biases (Flax's default) put every first-layer ReLU kink of a network with 1-D input at 0:
+    a 2-D coupling flow's conditioner then starts as a function of |x1| and the sign of x1 alone.
+    Spread kinks train the flow benchmark's RealNVP to a better test NLL (moons 2.424 against
+    2.551, checkerboard 3.627 against 3.723, seed 0)."""
+    scale = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
+
+
+@jax.custom_vjp
+def linear_fm(kernel: jax.Array, x_t: jax.Array) -> jax.Array:
+    """kernel^T x_t: a dense layer on feature-major activations, (in, N) -> (out, N), kernel (in, out).
+
+    Forward: a GEMM with a physically transposed kernel (small: in x out); the optimization barrier
+    keeps XLA from folding the transpose back into a transposed-operand product. Backward (its own
+    VJP): d x_t = kernel g_t and d kernel = x_t g_t^T, both plain GEMMs on the stored layouts. Being a
+    custom VJP, it supports reverse-mode autodiff (to any order) but not forward mode (jax.jvp,
+    jax.jacfwd): use jax.jacrev, or `MLP` (the batch-major layout of the same parameters).
+    """
+    return _transposed_gemm(kernel, x_t)
+
+
+def _transposed_gemm(kernel, x_t):
+    return jax.lax.optimization_barrier(kernel.T) @ x_t
+
+
+def _linear_fm_fwd(kernel, x_t):
+    return _transposed_gemm(kernel, x_t), (kernel, x_t)
+
+
+def _linear_fm_bwd(res, g_t):
+    kernel, x_t = res
+    d_kernel = jax.lax.dot_general(x_t, g_t, (((1,), (1,)), ((), ())))  # (in, out)
+    return d_kernel.astype(kernel.dtype), (kernel @ g_t).astype(x_t.dtype)
+
+
+linear_fm.defvjp(_linear_fm_fwd, _linear_fm_bwd)
+
+
+class DenseFM(nn.Module):
+    """`flax.linen.Dense` on feature-major activations (in, N) -> (out, N): the same parameters
+    (kernel (in, out), bias (out,)) and initialisers, so the two layouts are interchangeable."""
+
+    features: int
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x_t: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", self.kernel_init, (x_t.shape[0], self.features), jnp.float32)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+        dtype = self.dtype or x_t.dtype
+        y = linear_fm(kernel.astype(dtype), x_t.astype(dtype))
+        return y + bias.astype(dtype)[:, None]
+
+
+class FeatureMajorMLP(nn.Module):
+    """`MLP` with activations stored (features, N): takes x_t (in, N) and returns (out, N).
+
+    Parameters are named and shaped as `MLP`'s (Dense_0, Dense_1, ...: kernel (in, out), bias), so
+    `MLP(...).apply(params, x) == FeatureMajorMLP(...).apply(params, x.T).T`.
+    """
+
+    hidden: Sequence[int]
+    out: int
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    zero_init_last: bool = False
+    dtype: Any = None
+    uniform_bias: bool = False  # hidden biases U(+-1/sqrt(fan_in)) (`fan_in_uniform`), else zeros
+
+    @nn.compact
+    def __call__(self, x_t: jax.Array) -> jax.Array:
+        if x_t.ndim != 2:
+            raise ValueError(f"FeatureMajorMLP takes (features, batch) activations, got shape {x_t.shape}")
+        for i, width in enumerate(self.hidden):
+            bias = fan_in_uniform(x_t.shape[0]) if self.uniform_bias else nn.initializers.zeros
+            x_t = self.activation(DenseFM(width, bias_init=bias, dtype=self.dtype, name=f"Dense_{i}")(x_t))
+        init = nn.initializers.zeros if self.zero_init_last else nn.initializers.lecun_normal()
+        out = DenseFM(self.out, kernel_init=init, dtype=self.dtype, name=f"Dense_{len(self.hidden)}")(x_t)
         return out.astype(jnp.float32) if self.dtype is not None else out
 
 
