@@ -57,8 +57,8 @@ def run_once(
 
     `batch_order`: an int array (steps, 512) of training-set indices, one row per step, to train on
     exactly those batches (laid out in order, `sequential_batches`; the side-by-side benchmark
-    `experiments.bench_peers` hands every library the same one). None (the default, `make bench-flows`): batches drawn on the
-    device as in every other run.
+    `experiments.bench_peers` hands every library the same one). None (the default, `make
+    bench-flows`): batches drawn on the device as in every other run.
     `data`: the arrays to use (an object with `train`, `test`, `true_entropy`, e.g. the side-by-side
     benchmark's export, which every library reads); None draws them (`load_vector_data`)."""
     import resource
