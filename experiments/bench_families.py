@@ -18,7 +18,11 @@ Variants, each changing one thing against `default` (the configuration gen_jax u
 - `lax_conv`: XLA's native convolution instead of gen_jax's im2col form (`gen_jax.nn.conv`), for
   the convolutional image models;
 - `unscanned`: a flow's layers chained in Python instead of run by lax.scan over stacked
-  parameters (compile time grows with depth).
+  parameters (compile time grows with depth);
+- `looped`: a flow's layer scan as a loop (`unroll_layers=1`) instead of unrolled;
+- `xla_emitters`: the train step compiled with XLA:CPU's default (MLIR) fusion emitters instead of
+  `gen_jax.training.CPU_COMPILER_OPTIONS`;
+- `tree_optimizer`: Adam on the parameter tree instead of one flat vector (`flatten_optimizer_below`).
 
 Medians of `--runs` runs. Writes results/bench/families.json and families.md.
 """
@@ -78,11 +82,11 @@ def _specs() -> dict[str, tuple[str, tuple[int, ...], dict, int]]:
 
 
 def variants(family: str, model: str) -> list[str]:
-    out = ["default", "dispatch1"]
+    out = ["default", "dispatch1", "xla_emitters", "tree_optimizer"]
     if model in CONV_OPTION:
         out.append("lax_conv")
     if model in ("realnvp", "nsf", "maf"):
-        out.append("unscanned")
+        out += ["looped", "unscanned"]
     return out
 
 
@@ -100,6 +104,8 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
         kwargs[CONV_OPTION[name]] = "lax"
     if variant == "unscanned":
         kwargs["scan_layers"] = False
+    if variant == "looped":
+        kwargs["unroll_layers"] = 1
     model = make_model(name, shape, **kwargs)
     if len(shape) == 1:
         from experiments.common import load_vector_data
@@ -126,6 +132,8 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
         checkpoint_every=None,
         progress=False,
         seed=seed,
+        cpu_compiler_options={} if variant == "xla_emitters" else None,
+        flatten_optimizer_below=0 if variant == "tree_optimizer" else TrainConfig.flatten_optimizer_below,
     )
     res = train(model, data, cfg)
     # XLA's cost analysis of one optimizer step (the same step the loop scans)
@@ -228,8 +236,11 @@ def write(out: Path, rows: list[dict], runs: int, steps: int) -> None:
         "XLA's cost analysis of the compiled step, the same for every variant of a family (the analysis "
         "counts a scanned loop's body once, so the unscanned variant's count is used). Variants change "
         "one thing against `default` (gen_jax as configured): `dispatch1` one step per dispatch instead "
-        "of a scanned block; `lax_conv` XLA's native convolution instead of the im2col form; `unscanned` "
-        f"flow layers chained in Python instead of lax.scan. Machine: {machine_description()}.\n\n"
+        "of a scanned block; `xla_emitters` XLA:CPU's default (MLIR) fusion emitters instead of "
+        "gen_jax's CPU compile options; `tree_optimizer` Adam on the parameter tree instead of one flat "
+        "vector; `lax_conv` XLA's native convolution instead of the im2col form; `looped` a flow's layer "
+        "scan as a loop instead of unrolled; `unscanned` flow layers chained in Python instead of "
+        f"lax.scan. Machine: {machine_description()}.\n\n"
     )
     md = head + markdown_table(
         rows,

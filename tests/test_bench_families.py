@@ -6,9 +6,10 @@ from experiments import bench_families
 
 
 def test_variants_cover_what_each_family_can_change():
-    assert bench_families.variants("flow/nsf", "nsf") == ["default", "dispatch1", "unscanned"]
-    assert bench_families.variants("vae", "vae") == ["default", "dispatch1", "lax_conv"]
-    assert bench_families.variants("gan (2D)", "gan") == ["default", "dispatch1"]
+    common = ["default", "dispatch1", "xla_emitters", "tree_optimizer"]
+    assert bench_families.variants("flow/nsf", "nsf") == common + ["looped", "unscanned"]
+    assert bench_families.variants("vae", "vae") == common + ["lax_conv"]
+    assert bench_families.variants("gan (2D)", "gan") == common
     specs = bench_families._specs()  # every image model of the cpu preset, at its training batch
     assert {specs[label][0] for label in bench_families.IMAGE_FAMILIES.values()} == set(
         bench_families.IMAGE_FAMILIES
