@@ -61,10 +61,9 @@ def run_once(
     bench-flows`): batches drawn on the device as in every other run.
     `data`: the arrays to use (an object with `train`, `test`, `true_entropy`, e.g. the side-by-side
     benchmark's export, which every library reads); None draws them (`load_vector_data`)."""
-    import resource
-
     import jax
 
+    from experiments.memory import peak_rss_mb
     from gen_jax.models import evaluate_nll, make_model, num_params
     from gen_jax.training import TrainConfig, sequential_batches, train
 
@@ -104,7 +103,7 @@ def run_once(
         total_seconds=res.train_seconds,
         test_nll=nll,
         gap=nll - data.true_entropy,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=peak_rss_mb(),
         device=f"{dev.platform}:{dev.device_kind}",
         params=num_params(res.params),
     )

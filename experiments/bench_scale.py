@@ -75,10 +75,9 @@ def build(model_name: str):
 
 def run_once(model_name: str, batch: int, devices: int | None, steps_per_dispatch: int, dispatches: int):
     """One measurement in this process; devices=None: all visible devices."""
-    import resource
-
     import jax
 
+    from experiments.memory import peak_rss_mb
     from gen_jax.models import num_params
     from gen_jax.training import TrainConfig, train
 
@@ -108,7 +107,7 @@ def run_once(model_name: str, batch: int, devices: int | None, steps_per_dispatc
         examples_per_sec=res.steps_per_sec * batch,
         first_dispatch_seconds=res.first_dispatch_seconds,
         steps=int(res.state.step),
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=peak_rss_mb(),
         params=num_params(res.params),
     )
 

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for experiments.memory
+from experiments.memory import peak_rss_mb  # noqa: E402  (standard library only)
 
 
 def build(model: str, key):
@@ -99,7 +103,7 @@ def main(argv=None) -> None:
         total_seconds=t_end - t0,
         test_nll=nll,
         final_loss=float(losses[-1]),
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=peak_rss_mb(),
         params=int(n_params),
         version=f"flowjax {flowjax.__version__}, jax {jax.__version__}",
         device=f"{dev.platform}:{dev.device_kind}",

@@ -19,10 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for experiments.memory
+from experiments.memory import peak_rss_mb  # noqa: E402  (standard library only)
 
 
 def build(model: str):
@@ -120,7 +124,7 @@ def main(argv=None) -> None:
         total_seconds=t_end - t0,
         test_nll=nll,
         final_loss=float(loss),
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=peak_rss_mb(),
         params=int(n_params),
         version=f"normflows {nf.__version__}, torch {torch.__version__}",
         torch_threads=torch.get_num_threads(),

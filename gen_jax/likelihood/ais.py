@@ -22,6 +22,14 @@ N chains resolves with standard error sd(log w) / sqrt(N).
 Step sizes are tuned per temperature by a pilot run on a few chains (aiming at the transition's
 target acceptance rate) and then held fixed, so the main run's transitions depend only on the
 temperature, as AIS requires.
+
+The path need not be geometric: any sequence of unnormalized densities f_theta_0 .. f_theta_K from
+the normalized base to the target gives the same unbiased estimate of Z (a `Path`). For a model
+with a noise-conditional energy (trained by denoising over a ladder of noise levels), `noise_path`
+bridges from the base to the target smoothed at the largest noise level and then lowers the noise
+level to the smallest, the energy's own path: every intermediate density is one the model was
+trained on (the data smoothed by N(0, sigma^2)), where the geometric path's intermediates
+base^(1-b) f^b are mixtures no network has seen.
 """
 
 from __future__ import annotations
@@ -145,92 +153,145 @@ class AISResult:
         )
 
 
-def _tempered(log_target: LogDensity, base: Base, beta):
-    return lambda x: (1.0 - beta) * base.log_prob(x) + beta * log_target(x)
+@dataclasses.dataclass(frozen=True)
+class Path:
+    """Unnormalized log-densities log f_theta(x) of ONE example, for K + 1 path parameters.
+
+    `log_density(x, theta)`; `thetas`: (K + 1, P) with thetas[0] giving the normalized `base`
+    exactly and thetas[-1] the target. AIS starts its chains at base samples."""
+
+    log_density: Callable[[Array, Array], Array]
+    thetas: Array
+    base: Base
+
+    @property
+    def num_temps(self) -> int:
+        return int(self.thetas.shape[0]) - 1
+
+    def reversed(self) -> Path:
+        return dataclasses.replace(self, thetas=jnp.asarray(self.thetas)[::-1])
 
 
-def _move(transition: Transition, log_target, base, beta, x, key, step_size, steps: int):
-    """One chain at inverse temperature `beta`: the log-ratio log f - log base at x (for the
-    weight), then `steps` transitions leaving f_beta invariant. Returns (x, log_ratio, acc)."""
-    log_f = _tempered(log_target, base, beta)
+def geometric_path(log_target: LogDensity, base: Base, betas) -> Path:
+    """f_b = base^(1 - b) f^b for the inverse temperatures `betas` (b_0 = 0 .. b_K = 1)."""
+
+    def log_density(x, theta):
+        b = theta[0]
+        return (1.0 - b) * base.log_prob(x) + b * log_target(x)
+
+    return Path(log_density, jnp.asarray(betas, jnp.float32)[:, None], base)
+
+
+def noise_path(
+    log_prob_at: Callable[[Array, Array], Array],
+    base: Base,
+    sigma_max: float,
+    sigma_min: float,
+    num_temps: int,
+    bridge_fraction: float = 0.1,
+    schedule_kind: str = "sigmoid",
+) -> Path:
+    """base -> f(., sigma_max) geometrically over `bridge_fraction` of the K temperatures, then
+    f(., sigma) with sigma falling geometrically from sigma_max to sigma_min over the rest.
+
+    `log_prob_at(x, sigma)`: the model's unnormalized log-density of one example at noise level
+    sigma (`Model.parts["log_prob_at"]`); the target is log_prob_at(., sigma_min)."""
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"noise_path needs 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    k_bridge = max(1, int(round(bridge_fraction * num_temps)))
+    k_noise = max(1, num_temps - k_bridge)
+    betas = schedule(k_bridge, schedule_kind)
+    log_sigmas = np.linspace(math.log(sigma_max), math.log(sigma_min), k_noise + 1)[1:]
+    thetas = np.concatenate(
+        [
+            np.stack([betas, np.full_like(betas, math.log(sigma_max))], 1),
+            np.stack([np.ones_like(log_sigmas), log_sigmas], 1),
+        ]
+    ).astype(np.float32)
+
+    def log_density(x, theta):
+        b, log_sigma = theta[0], theta[1]
+        return (1.0 - b) * base.log_prob(x) + b * log_prob_at(x, jnp.exp(log_sigma))
+
+    return Path(log_density, jnp.asarray(thetas), base)
+
+
+def _move(transition: Transition, path: Path, theta, x, key, step_size, steps: int):
+    """One chain at path parameter `theta`: `steps` transitions leaving f_theta invariant, from
+    the value and gradient of log f_theta at x. Returns (x, acceptance)."""
+    log_f = lambda y: path.log_density(y, theta)
     if transition.needs_grad:
-        lt, gt = jax.value_and_grad(log_target)(x)
-        lb, gb = jax.value_and_grad(base.log_prob)(x)
-        value, grad = (1.0 - beta) * lb + beta * lt, (1.0 - beta) * gb + beta * gt
+        value, grad = jax.value_and_grad(log_f)(x)
     else:
-        lt, lb = log_target(x), base.log_prob(x)
-        value, grad = (1.0 - beta) * lb + beta * lt, None
-    x, acc = transition.run(key, x, value, grad, log_f, step_size, steps)
-    return x, lt - lb, acc
+        value, grad = log_f(x), None
+    return transition.run(key, x, value, grad, log_f, step_size, steps)
 
 
 def anneal(
-    log_target: LogDensity,
-    base: Base,
+    path: Path,
     x0: Array,
     key: Array,
-    betas: Array,
     step_sizes: Array,
     transition: Transition,
     steps_per_temp: int = 1,
 ) -> tuple[Array, Array, Array]:
-    """Carry chains x0 (N, *event) along `betas` (b_0 .. b_K, either direction).
+    """Carry chains x0 (N, *event) along `path` (either direction, see `Path.reversed`).
 
-    At each t = 1..K: log w += (b_t - b_{t-1}) (log f - log base)(x), then transitions at b_t with
-    step_sizes[t - 1]. Traceable (runs inside jit). Returns (log w (N,), x (N, ...), acc (K,)).
+    At each t = 1..K: log w += log f_t(x) - log f_(t-1)(x), then transitions leaving f_t invariant
+    with step_sizes[t - 1]. Traceable (runs inside jit). Returns (log w (N,), x (N, ...), acc (K,)).
     """
-    betas = jnp.asarray(betas, jnp.float32)
-    move = jax.vmap(
-        lambda x, k, beta, step: _move(transition, log_target, base, beta, x, k, step, steps_per_temp),
-        in_axes=(0, 0, None, None),
-    )
+    thetas = jnp.asarray(path.thetas, jnp.float32)
+
+    def one(x, k, theta_prev, theta, step):
+        increment = path.log_density(x, theta) - path.log_density(x, theta_prev)
+        x, acc = _move(transition, path, theta, x, k, step, steps_per_temp)
+        return x, increment, acc
+
+    move = jax.vmap(one, in_axes=(0, 0, None, None, None))
 
     def body(carry, inp):
         x, log_w = carry
-        b_prev, b, step, k = inp
-        x_new, log_ratio, acc = move(x, jax.random.split(k, x.shape[0]), b, step)
-        return (x_new, log_w + (b - b_prev) * log_ratio), jnp.mean(acc)
+        theta_prev, theta, step, k = inp
+        x_new, increment, acc = move(x, jax.random.split(k, x.shape[0]), theta_prev, theta, step)
+        return (x_new, log_w + increment), jnp.mean(acc)
 
-    keys = jax.random.split(key, betas.shape[0] - 1)
-    inputs = (betas[:-1], betas[1:], jnp.asarray(step_sizes, jnp.float32), keys)
+    keys = jax.random.split(key, thetas.shape[0] - 1)
+    inputs = (thetas[:-1], thetas[1:], jnp.asarray(step_sizes, jnp.float32), keys)
     (x, log_w), acc = jax.lax.scan(body, (x0, jnp.zeros(x0.shape[0], jnp.float32)), inputs)
     return log_w, x, acc
 
 
 def adapt_step_sizes(
-    log_target: LogDensity,
-    base: Base,
+    path: Path,
     key: Array,
-    betas: Array,
     transition: Transition,
     num_pilot: int = 128,
     rounds: int = 2,
     warmup_rounds: int = 30,
     gain: float = 1.0,
 ) -> Array:
-    """A step size for every inverse temperature in `betas` (b_0 .. b_K), from a pilot run.
+    """A step size for every path parameter (theta_0 .. theta_K), from a pilot run.
 
     Pilot chains follow the path; at each temperature `rounds` transitions are made and after
     each one log(step) += gain (mean acceptance - target). The first temperature gets
     `warmup_rounds` to find the scale from `transition.init_step_size`. Traceable.
     """
-    betas = jnp.asarray(betas, jnp.float32)
+    thetas = jnp.asarray(path.thetas, jnp.float32)
     if transition.target_accept is None:
-        return jnp.ones(betas.shape, jnp.float32)
+        return jnp.ones(thetas.shape[0], jnp.float32)
     target = transition.target_accept
     move = jax.vmap(
-        lambda x, k, beta, step: _move(transition, log_target, base, beta, x, k, step, 1),
-        in_axes=(0, 0, None, None),
+        lambda x, k, theta, step: _move(transition, path, theta, x, k, step, 1), in_axes=(0, 0, None, None)
     )
 
     def body(carry, inp):
         x, log_step = carry
-        t, beta, key = inp
+        t, theta, key = inp
 
         def one(i, carry):  # one transition of every pilot chain, then a step-size update
             x, log_step = carry
             k = jax.random.fold_in(key, i)
-            x, _, acc = move(x, jax.random.split(k, x.shape[0]), beta, jnp.exp(log_step))
+            x, acc = move(x, jax.random.split(k, x.shape[0]), theta, jnp.exp(log_step))
             return x, log_step + gain * (jnp.mean(acc) - target)
 
         n = jnp.where(t == 0, warmup_rounds, rounds)  # one traced loop for both (less to compile)
@@ -238,8 +299,8 @@ def adapt_step_sizes(
         return (x, log_step), jnp.exp(log_step)
 
     k0, k1 = jax.random.split(key)
-    init = (base.sample(k0, num_pilot), jnp.log(jnp.float32(transition.init_step_size)))
-    inputs = (jnp.arange(betas.shape[0]), betas, jax.random.split(k1, betas.shape[0]))
+    init = (path.base.sample(k0, num_pilot), jnp.log(jnp.float32(transition.init_step_size)))
+    inputs = (jnp.arange(thetas.shape[0]), thetas, jax.random.split(k1, thetas.shape[0]))
     return jax.lax.scan(body, init, inputs)[1]
 
 
@@ -272,6 +333,13 @@ class AISConfig:
     schedule: str = "sigmoid"
     num_pilot: int = 128
     seed: int = 0
+    # "auto": the model's noise path when it declares one (`noise_path`), else geometric
+    path: str = "auto"
+    bridge_fraction: float = 0.1  # noise path: share of the temperatures from the base to sigma_max
+
+    def __post_init__(self):
+        if self.path not in ("auto", "geometric"):
+            raise ValueError(f"AISConfig.path must be 'auto' or 'geometric', got {self.path!r}")
 
 
 def ais(
@@ -285,29 +353,32 @@ def ais(
     schedule_kind: str = "sigmoid",
     num_pilot: int = 128,
     step_sizes: Array | None = None,
+    path: Path | None = None,
 ) -> AISResult:
     """Forward AIS estimate of log Z = log int exp(log_target(x)) dx (see the module docstring).
 
     log_target: log f of ONE example. base: a normalized `Base` whose support covers f's.
     step_sizes: per temperature b_0..b_K; adapted by a pilot run when None.
+    path: the densities to anneal through (default: the geometric path of `num_temps` from `base`
+    to `log_target`); its last density must be the target.
     """
     transition = _as_transition(transition)
-    betas = schedule(num_temps, schedule_kind)
+    path = path or geometric_path(log_target, base, schedule(num_temps, schedule_kind))
     k_adapt, k_init, k_run = jax.random.split(key, 3)
 
     @jax.jit
     def run(k_adapt, k_init, k_run):
         steps = step_sizes
         if steps is None:
-            steps = adapt_step_sizes(log_target, base, k_adapt, betas, transition, num_pilot)
-        x0 = base.sample(k_init, num_chains)
-        log_w, x, acc = anneal(log_target, base, x0, k_run, betas, steps[1:], transition, steps_per_temp)
+            steps = adapt_step_sizes(path, k_adapt, transition, num_pilot)
+        x0 = path.base.sample(k_init, num_chains)
+        log_w, x, acc = anneal(path, x0, k_run, steps[1:], transition, steps_per_temp)
         return log_w, x, acc, steps
 
     log_w, x, acc, steps = run(k_adapt, k_init, k_run)
     log_z, se, ess = log_mean_exp_se(log_w)
     return AISResult(
-        log_z, se, ess, num_chains, num_temps, np.asarray(log_w), x, np.asarray(acc), np.asarray(steps)
+        log_z, se, ess, num_chains, path.num_temps, np.asarray(log_w), x, np.asarray(acc), np.asarray(steps)
     )
 
 
@@ -322,15 +393,16 @@ def reverse_ais(
     schedule_kind: str = "sigmoid",
     num_pilot: int = 128,
     step_sizes: Array | None = None,
+    path: Path | None = None,
 ) -> AISResult:
     """Reverse AIS from EXACT samples of the normalized target: a stochastic upper bound on log Z.
 
-    The chains run the path backwards (b = 1 -> 0); their weights estimate Z_base / Z = 1 / Z, so
-    -logmeanexp(log w) overestimates log Z in expectation. With `ais`, the true value is sandwiched.
-    Approximate target samples void the guarantee.
+    The chains run the path backwards (target -> base); their weights estimate Z_base / Z = 1 / Z,
+    so -logmeanexp(log w) overestimates log Z in expectation. With `ais`, the true value is
+    sandwiched. Approximate target samples void the guarantee.
     """
     transition = _as_transition(transition)
-    betas = schedule(num_temps, schedule_kind)
+    path = path or geometric_path(log_target, base, schedule(num_temps, schedule_kind))
     k_adapt, k_run = jax.random.split(key)
     x0 = jnp.asarray(target_samples, jnp.float32)
 
@@ -338,9 +410,8 @@ def reverse_ais(
     def run(k_adapt, k_run, x0):
         steps = step_sizes
         if steps is None:
-            steps = adapt_step_sizes(log_target, base, k_adapt, betas, transition, num_pilot)
-        rb, rs = jnp.asarray(betas)[::-1], steps[::-1]
-        log_w, x, acc = anneal(log_target, base, x0, k_run, rb, rs[1:], transition, steps_per_temp)
+            steps = adapt_step_sizes(path, k_adapt, transition, num_pilot)
+        log_w, x, acc = anneal(path.reversed(), x0, k_run, steps[::-1][1:], transition, steps_per_temp)
         return log_w, x, acc, steps
 
     log_w, x, acc, steps = run(k_adapt, k_run, x0)
@@ -350,7 +421,7 @@ def reverse_ais(
         se,
         ess,
         x0.shape[0],
-        num_temps,
+        path.num_temps,
         np.asarray(log_w),
         x,
         np.asarray(acc),
@@ -372,12 +443,13 @@ def smc_sample(
     """n approximate samples of exp(log_target): AIS from the base, multinomial resampling by the
     importance weights, then `rejuvenation_steps` transitions at b = 1. Traceable (jit it)."""
     transition = _as_transition(transition)
-    betas = schedule(num_temps)
+    path = geometric_path(log_target, base, schedule(num_temps))
     k_adapt, k_init, k_run, k_pick, k_rejuv = jax.random.split(key, 5)
-    steps = adapt_step_sizes(log_target, base, k_adapt, betas, transition, num_pilot)
-    log_w, x, _ = anneal(log_target, base, base.sample(k_init, n), k_run, betas, steps[1:], transition)
+    steps = adapt_step_sizes(path, k_adapt, transition, num_pilot)
+    log_w, x, _ = anneal(path, base.sample(k_init, n), k_run, steps[1:], transition)
     x = x[jax.random.categorical(k_pick, log_w, shape=(n,))]
     if rejuvenation_steps:
-        move = lambda x, k: _move(transition, log_target, base, 1.0, x, k, steps[-1], rejuvenation_steps)[0]
+        end = path.thetas[-1]
+        move = lambda x, k: _move(transition, path, end, x, k, steps[-1], rejuvenation_steps)[0]
         x = jax.vmap(move)(x, jax.random.split(k_rejuv, n))
     return x

@@ -9,7 +9,11 @@ Dispatches only on the model's kind and declared support, never on its family:
   reference data (mean, `base_scale` x std) with MALA/HMC transitions run in the coordinates that
   whiten the reference (`ais_log_z`: a diagonal preconditioner), or, for binary vectors
   (`info["support"] == "binary"`), an independent-Bernoulli base with Gibbs transitions; the
-  Gaussian's scale is per coordinate for vectors, one scale for all pixels of an image;
+  Gaussian's scale is per coordinate for vectors, one scale for all pixels of an image. A model
+  that declares a noise path (`info["noise_range"] = (sigma_min, sigma_max)` and
+  `parts["log_prob_at"](params, x, sigma)`, its unnormalized log-density of one continuous example
+  at noise level sigma, log_prob's at sigma_min) is annealed along it (`ais.noise_path`), from a
+  Gaussian base as wide as the reference smoothed at sigma_max;
 - 2D real models also get the grid (midpoint rule over the data box widened by `grid_widen` of
   its width on each side), and binary vectors of <= 20 bits get the exact sum over every state;
   both are reported as `log_z_grid` (a deterministic sum over a grid of states).
@@ -25,7 +29,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.likelihood.ais import AISConfig, AISResult, Base, ais, bernoulli_base, gaussian_base
+from gen_jax.likelihood.ais import (
+    AISConfig,
+    AISResult,
+    Base,
+    ais,
+    bernoulli_base,
+    gaussian_base,
+    noise_path,
+)
 from gen_jax.likelihood.enumerate import MAX_BITS, enumerate_log_z
 from gen_jax.likelihood.grid import log_integrate_2d
 from gen_jax.models.base import Kind, Model
@@ -108,6 +120,7 @@ def ais_log_z(
     a = cfg.ais
     log_f = _one_example(model, params, key)
     whitened = model.info.get("support") != "binary"
+    path = None
     if not whitened:
         base, transition = ais_base(model, reference, cfg)
         target = log_f
@@ -119,6 +132,20 @@ def ais_log_z(
         base = gaussian_base(jnp.zeros_like(mean), cfg.base_scale)
         transition = a.transition
         shift = float(np.sum(np.log(np.asarray(std, np.float64))))
+        if a.path == "auto" and has_noise_path(model):
+            sigma_min, sigma_max = model.info["noise_range"]
+            log_prob_at = model.parts["log_prob_at"]
+            # the reference smoothed at sigma_max, in whitened units: variance 1 + (sigma_max / s)^2
+            base = gaussian_base(jnp.zeros_like(mean), jnp.sqrt(1.0 + (sigma_max / scale) ** 2))
+            path = noise_path(
+                lambda u, sigma: log_prob_at(params, mean + scale * u, sigma),
+                base,
+                sigma_max,
+                sigma_min,
+                num_temps or a.num_temps,
+                a.bridge_fraction,
+                a.schedule,
+            )
     res = ais(
         target,
         base,
@@ -129,6 +156,7 @@ def ais_log_z(
         a.steps_per_temp,
         a.schedule,
         a.num_pilot,
+        path=path,
     )
     if whitened:  # back to x: log Z + sum log s, chain positions m + s u
         res = dataclasses.replace(
@@ -138,6 +166,11 @@ def ais_log_z(
             positions=mean[None] + scale[None] * res.positions,
         )
     return res
+
+
+def has_noise_path(model: Model) -> bool:
+    """Whether the model declares a noise path for AIS (see the module docstring)."""
+    return model.info.get("noise_range") is not None and "log_prob_at" in model.parts
 
 
 def estimate_log_z(

@@ -42,6 +42,7 @@ annealed Langevin over the noise ladder (`sampler="annealed_langevin"`, dsm_ladd
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
@@ -54,6 +55,7 @@ from gen_jax.models.base import Kind, Model, check_batch
 from gen_jax.nn.conv import Conv
 from gen_jax.nn.mlp import MLP
 from gen_jax.nn.mlp import activation as activation_fn
+from gen_jax.nn.unet import UNet
 from gen_jax.sampling.mcmc import annealed_langevin
 
 OBJECTIVES = ("dsm", "dsm_ladder", "ssm", "naive_mle")
@@ -95,6 +97,38 @@ class EnergyConv(nn.Module):
         return nn.Dense(1)(x)[:, 0]
 
 
+class EnergyUNet(nn.Module):
+    """A noise-conditional energy of images built on the diffusion U-Net (`gen_jax.nn.unet`).
+
+    The U-Net is a preconditioned denoiser (Karras et al. 2022): for standardized images z at
+    noise level s (standardized units), D(z) = c_skip z + c_out net(c_in z, level) with
+    c_skip = 1 / (s^2 + 1), c_out = s / sqrt(s^2 + 1), c_in = 1 / sqrt(s^2 + 1). The energy is
+
+        E(z, s) = <z, z - D(z)> / (2 s^2) = |z|^2 / (2 (s^2 + 1)) - <z, net> / (2 s sqrt(s^2 + 1)),
+
+    exact for Gaussian data (a linear D makes E the Gaussian's energy at that noise level), and,
+    with the last convolution zero-initialised, it starts as N(0, (1 + s^2) I): the standardized
+    data's Gaussian smoothed at s. Its score -grad E is the denoiser's when D is symmetric
+    (the energy form makes it a conservative field: Salimans & Ho 2021). `level` in [0, 1] is
+    log sigma rescaled over the training range (the time embedding's input).
+    """
+
+    channels: Sequence[int] = (32, 64)
+    patch: int = 2
+    attention: bool = True
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, z: jax.Array, level: jax.Array, s: jax.Array) -> jax.Array:
+        s = s.reshape(-1, 1, 1, 1)
+        c_in = jax.lax.rsqrt(s**2 + 1)
+        net = UNet(z.shape[-1], tuple(self.channels), attention=self.attention, patch=self.patch,
+                   conv_impl=self.conv_impl)(c_in * z, level)  # fmt: skip
+        axes = tuple(range(1, z.ndim))
+        quadratic = jnp.sum(z**2, axis=axes) / (2 * (s**2 + 1)).reshape(-1)
+        return quadratic - jnp.sum(z * net, axis=axes) * (c_in / (2 * s)).reshape(-1)
+
+
 def noise_ladder(sigma_min: float, sigma_max: float, num: int) -> np.ndarray:
     """Geometric ladder of noise levels, largest first."""
     if not 0 < sigma_min < sigma_max or num < 2:
@@ -121,6 +155,11 @@ def ebm(
     sample_steps_per_level: int = 100,
     data: str | None = None,
     conv_impl: str = "auto",
+    energy_net: str = "auto",
+    unet_channels: Sequence[int] = (32, 64),
+    unet_patch: int = 2,
+    unet_attention: bool = True,
+    continuous_sigma: bool = False,
     name: str | None = None,
 ) -> Model:
     """An energy-based model on vectors (D,) or images (H, W, C); see the module docstring.
@@ -128,7 +167,11 @@ def ebm(
     sigma: the (smallest) noise level of DSM, in data units (gray levels for 8-bit images);
     sigma_max, num_sigmas: the ladder. prior_scale: width of the confining quadratic in
     standardized units. data: "continuous" (default for vectors) or "8bit" (default for images:
-    dequantized pixel values, see the module docstring).
+    dequantized pixel values, see the module docstring). energy_net: "mlp" (vectors), "conv" or
+    "unet" (images: `EnergyUNet`, noise-conditional, for objective "dsm_ladder"); "auto" picks
+    mlp / conv. continuous_sigma: "dsm_ladder" draws each example's noise level log-uniformly from
+    [sigma, sigma_max] instead of from the `num_sigmas` rungs (the energy is then trained at every
+    level that its AIS noise path visits).
     """
     event_shape = tuple(event_shape)
     data = data or ("8bit" if len(event_shape) == 3 else "continuous")
@@ -144,18 +187,34 @@ def ebm(
         raise ValueError("annealed Langevin needs the noise-conditional energy of objective='dsm_ladder'")
     conditional = objective == "dsm_ladder"
     act = activation_fn(activation)
-    if len(event_shape) == 1:
+    if energy_net == "auto":
+        energy_net = "mlp" if len(event_shape) == 1 else "conv"
+    if energy_net not in ("mlp", "conv", "unet"):
+        raise ValueError(f"unknown energy_net {energy_net!r}; choose 'mlp', 'conv' or 'unet'")
+    if len(event_shape) == 1 and energy_net == "mlp":
         net = EnergyMLP(tuple(hidden), act, conditional)
         arch = f"energy MLP {list(hidden)} {activation}"
         stat_axes: tuple[int, ...] = (0,)
-    elif len(event_shape) == 3:
+    elif len(event_shape) == 3 and energy_net == "conv":
         net = EnergyConv(tuple(conv_features), act, conditional, conv_impl)
         arch = f"energy conv {list(conv_features)} {activation}"
         stat_axes = tuple(range(4))  # one mean and scale for all pixels
+    elif len(event_shape) == 3 and energy_net == "unet":
+        if not conditional:
+            raise ValueError("energy_net='unet' is noise-conditional: use objective='dsm_ladder'")
+        net = EnergyUNet(tuple(unet_channels), unet_patch, unet_attention, conv_impl)
+        arch = f"energy <z, z - D(z)> / 2s^2, D a U-Net {list(unet_channels)}" + (
+            f" on {unet_patch}x{unet_patch} patches" if unet_patch > 1 else ""
+        )
+        stat_axes = tuple(range(4))
     else:
-        raise ValueError(f"EBMs take vectors (D,) or images (H, W, C); got examples of shape {event_shape}")
+        raise ValueError(
+            f"energy_net={energy_net!r} does not take examples of shape {event_shape}: 'mlp' models "
+            "vectors (D,), 'conv' and 'unet' images (H, W, C)"
+        )
     sigmas = noise_ladder(sigma, sigma_max, num_sigmas) if conditional else np.asarray([sigma], np.float32)
     sigma_min = float(sigmas[-1])
+    log_range = (math.log(sigma_min), math.log(float(sigmas[0])))
 
     def init(key, x):
         check_batch(x, event_shape, "example batch")
@@ -163,14 +222,21 @@ def ebm(
         mean = jnp.mean(x, axis=stat_axes)
         scale = jnp.maximum(jnp.std(x, axis=stat_axes), 1e-3)
         dummy = jnp.zeros((1, *event_shape), jnp.float32)
-        net_params = net.init(key, dummy, jnp.zeros((1,)))["params"]
+        extra = (jnp.ones((1,)),) if energy_net == "unet" else ()
+        net_params = net.init(key, dummy, jnp.zeros((1,)), *extra)["params"]
         return {"net": net_params, "stats": {"mean": mean, "scale": scale}}
 
     def energy(params, x, sigma_level=sigma_min):
         """E(x) of ONE example (at noise level `sigma_level` for the noise-conditional energy)."""
         stats = jax.lax.stop_gradient(params["stats"])
         z = (x - stats["mean"]) / stats["scale"]
-        f = net.apply({"params": params["net"]}, z[None], jnp.log(jnp.asarray(sigma_level))[None])[0]
+        log_sigma = jnp.log(jnp.asarray(sigma_level, jnp.float32))
+        if energy_net == "unet":  # the level rescaled to [0, 1], and sigma in standardized units
+            level = (log_sigma - log_range[0]) / (log_range[1] - log_range[0])
+            s = jnp.asarray(sigma_level, jnp.float32) / stats["scale"]
+            f = net.apply({"params": params["net"]}, z[None], level[None], jnp.reshape(s, (1,)))[0]
+        else:
+            f = net.apply({"params": params["net"]}, z[None], log_sigma[None])[0]
         if output == "sigmoid":
             return jax.nn.softplus(f)
         return f + 0.5 * jnp.sum(z**2) / prior_scale**2
@@ -211,8 +277,12 @@ def ebm(
         if objective == "dsm":
             per = jax.vmap(lambda x, k: dsm_one(params, x, k, sigma_min))(batch, keys)
         elif objective == "dsm_ladder":
-            idx = jax.random.randint(jax.random.fold_in(key, 1), (n,), 0, len(sigmas))
-            sig = jnp.asarray(sigmas)[idx]
+            if continuous_sigma:
+                u = jax.random.uniform(jax.random.fold_in(key, 1), (n,))
+                sig = jnp.exp(log_range[0] + u * (log_range[1] - log_range[0]))
+            else:
+                idx = jax.random.randint(jax.random.fold_in(key, 1), (n,), 0, len(sigmas))
+                sig = jnp.asarray(sigmas)[idx]
             per = jax.vmap(lambda x, k, s: dsm_one(params, x, k, s))(batch, keys, sig)
         elif objective == "ssm":
             per = jax.vmap(lambda x, k: ssm_one(params, x, k))(batch, keys)
@@ -256,6 +326,10 @@ def ebm(
         num_sigmas=len(sigmas) if conditional else None,
         sampler=sampler,
         support="real",
+        energy_net=energy_net,
+        continuous_sigma=continuous_sigma if conditional else None,
+        # the noise path AIS anneals along (`gen_jax.likelihood.normalize`): log_prob_at below
+        noise_range=(sigma_min, float(sigmas[0])) if conditional else None,
     )
     default_name = {"dsm": "ebm_dsm", "dsm_ladder": "ebm_dsm_ladder", "ssm": "ebm_ssm"}.get(objective, "ebm")
     return Model(
@@ -267,7 +341,14 @@ def ebm(
         log_prob=log_prob,
         sample=sample,
         info=info,
-        parts={"energy": energy, "score": score, "sigmas": sigmas, "network": net},
+        parts={
+            "energy": energy,
+            "score": score,
+            "sigmas": sigmas,
+            "network": net,
+            # unnormalized log-density of one continuous example (dequantized, for 8-bit data)
+            "log_prob_at": lambda params, v, sigma: -energy(params, v, sigma),
+        },
     )
 
 
