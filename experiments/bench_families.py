@@ -20,9 +20,9 @@ Variants, each changing one thing against `default` (the configuration gen_jax u
 - `unscanned`: a flow's layers chained in Python instead of run by lax.scan over stacked
   parameters (compile time grows with depth);
 - `looped`: a flow's layer scan as a loop (`unroll_layers=1`) instead of unrolled;
-- `xla_emitters`: the train step compiled with XLA:CPU's default (MLIR) fusion emitters instead of
-  `gen_jax.training.CPU_COMPILER_OPTIONS`;
-- `tree_optimizer`: Adam on the parameter tree instead of one flat vector (`flatten_optimizer_below`).
+- `other_emitters`: the train step compiled with the XLA:CPU fusion emitters the default does not
+  pick for a step of its size (`gen_jax.training.compiler_options_for`: the earlier LLVM emitters
+  below SMALL_STEP_FLOPS, XLA's MLIR emitters above); the `emitters` column says which ran.
 
 Medians of `--runs` runs. Writes results/bench/families.json and families.md.
 """
@@ -30,6 +30,7 @@ Medians of `--runs` runs. Writes results/bench/families.json and families.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -66,6 +67,7 @@ KEYS = (
     "examples_per_sec",
     "gflop_per_step",
     "gflops",
+    "emitters",
     "device",
 )
 
@@ -82,7 +84,7 @@ def _specs() -> dict[str, tuple[str, tuple[int, ...], dict, int]]:
 
 
 def variants(family: str, model: str) -> list[str]:
-    out = ["default", "dispatch1", "xla_emitters", "tree_optimizer"]
+    out = ["default", "dispatch1", "other_emitters"]
     if model in CONV_OPTION:
         out.append("lax_conv")
     if model in ("realnvp", "nsf", "maf"):
@@ -96,7 +98,16 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
     import numpy as np
 
     from gen_jax.models import make_model
-    from gen_jax.training import TrainConfig, init_state, make_optimizer, make_train_step, train
+    from gen_jax.training import (
+        CPU_COMPILER_OPTIONS,
+        TrainConfig,
+        compiler_options_for,
+        init_state,
+        make_optimizer,
+        make_train_step,
+        step_flops,
+        train,
+    )
 
     name, shape, kwargs, batch = _specs()[family]
     kwargs = dict(kwargs)
@@ -132,17 +143,19 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
         checkpoint_every=None,
         progress=False,
         seed=seed,
-        cpu_compiler_options={} if variant == "xla_emitters" else None,
-        flatten_optimizer_below=0 if variant == "tree_optimizer" else TrainConfig.flatten_optimizer_below,
     )
-    res = train(model, data, cfg)
-    # XLA's cost analysis of one optimizer step (the same step the loop scans)
+    # XLA's cost analysis of one optimizer step (the same step the loop scans), before training:
+    # it decides the CPU compile options as the training loop does (`compiler_options_for`)
     opt = make_optimizer(cfg, model.update_groups)
     state = init_state(model, jax.random.key(0), data[:batch], opt, False)
     step = jax.jit(make_train_step(model, opt, None))
-    cost = step.lower(state, jax.numpy.asarray(data[:batch]), jax.random.key(1)).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", math.nan)) if cost else math.nan
+    flops = step_flops(step.lower(state, jax.numpy.asarray(data[:batch]), jax.random.key(1)))
+    flops = math.nan if flops is None else flops
+    default = compiler_options_for(cfg, flops)
+    if variant == "other_emitters":  # the emitters the default does not pick for this step size
+        cfg = dataclasses.replace(cfg, cpu_compiler_options={} if default else CPU_COMPILER_OPTIONS)
+    options = compiler_options_for(cfg, flops)
+    res = train(model, data, cfg)
     dev = jax.devices()[0]
     return dict(
         family=family,
@@ -154,6 +167,7 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
         examples_per_sec=res.steps_per_sec * batch,
         gflop_per_step=flops / 1e9,
         gflops=flops / 1e9 * res.steps_per_sec,
+        emitters="llvm" if options.get("xla_cpu_use_fusion_emitters") is False else "mlir",
         device=f"{dev.platform}:{dev.device_kind}",
     )
 
@@ -228,6 +242,7 @@ def write(out: Path, rows: list[dict], runs: int, steps: int) -> None:
         ("examples_per_sec", "examples/s"),
         ("gflop_per_step", "GFLOP / step"),
         ("gflops", "GFLOP/s"),
+        ("emitters", "emitters"),
         ("speedup", "default is x faster"),
     ]
     head = (
@@ -236,9 +251,10 @@ def write(out: Path, rows: list[dict], runs: int, steps: int) -> None:
         "XLA's cost analysis of the compiled step, the same for every variant of a family (the analysis "
         "counts a scanned loop's body once, so the unscanned variant's count is used). Variants change "
         "one thing against `default` (gen_jax as configured): `dispatch1` one step per dispatch instead "
-        "of a scanned block; `xla_emitters` XLA:CPU's default (MLIR) fusion emitters instead of "
-        "gen_jax's CPU compile options; `tree_optimizer` Adam on the parameter tree instead of one flat "
-        "vector; `lax_conv` XLA's native convolution instead of the im2col form; `looped` a flow's layer "
+        "of a scanned block; `other_emitters` the XLA:CPU fusion emitters gen_jax does not pick for a "
+        "step of this size (it compiles steps under 0.25 GFLOP with the earlier LLVM emitters, larger "
+        "ones with XLA's MLIR emitters; the emitters column says which ran); `lax_conv` XLA's native "
+        "convolution instead of the im2col form; `looped` a flow's layer "
         "scan as a loop instead of unrolled; `unscanned` flow layers chained in Python instead of "
         f"lax.scan. Machine: {machine_description()}.\n\n"
     )

@@ -33,7 +33,7 @@ from experiments.common import (
 )
 from experiments.configs.images import ImagesConfig, get_config
 from gen_jax.data.images import IMAGE_SHAPE, ImageData, load_images
-from gen_jax.likelihood.normalize import ais_log_z, normalize
+from gen_jax.likelihood.normalize import ais_log_z, has_noise_path, normalize
 from gen_jax.likelihood.units import nats_to_bits_per_dim
 from gen_jax.models import Kind, Model, evaluate_nll, num_params
 from gen_jax.plotting import image_grid, image_panels
@@ -137,6 +137,7 @@ def _normalize_images(view: Model, params, reference: np.ndarray, cfg: ImagesCon
     by_temps[str(a.num_temps)] = dict(
         log_z=est["log_z_ais"], se=est["log_z_ais_se"], ess=est["log_z_ais_ess"]
     )
+    noise = a.path == "auto" and has_noise_path(view)
     details = dict(
         log_z=est["log_z_ais"],
         log_z_se=est["log_z_ais_se"],
@@ -144,6 +145,12 @@ def _normalize_images(view: Model, params, reference: np.ndarray, cfg: ImagesCon
         num_chains=a.num_chains,
         num_temps=a.num_temps,
         transition=a.transition,
+        path=(
+            f"noise path, sigma {view.info['noise_range'][1]:g} -> {view.info['noise_range'][0]:g} gray "
+            "levels, from a Gaussian as wide as the training images smoothed at the largest sigma"
+            if noise
+            else "geometric path from a Gaussian fitted to training images"
+        ),
         log_z_bound=est.get("log_z_ais_bound"),
         by_temps=by_temps,
     )
@@ -300,13 +307,23 @@ def _ais_note(row: dict) -> str:
     ladder = ", ".join(f"K={k}: {v['log_z']:.1f} ± {v['se']:.1f} (ESS {v['ess']:.1f})" for k, v in steps)
     rise = steps[-1][1]["log_z"] - steps[0][1]["log_z"]
     per_dim = nats_to_bits_per_dim(rise, D)
+    n, ess = a["num_chains"], a["ess"]
+    if ess < 0.1 * n:
+        weights = (
+            f"an ESS of {ess:.1f} of {n} says a few chains carry the whole estimate and its ± understates "
+            "the error: trust the number to about the last rise, not the ±"
+        )
+    else:
+        weights = (
+            f"the weights are even (ESS {ess:.0f} of {n}), so the ± is a fair error of this run, and the "
+            "bias left is of the order of the last rise"
+        )
     return (
-        f"\n**{row['model']}**: log Z by AIS ({a['num_chains']} chains, {a['transition']} transitions, "
-        f"geometric path from a Gaussian fitted to training images): {ladder}. "
+        f"\n**{row['model']}**: log Z by AIS ({n} chains, {a['transition']} transitions, "
+        f"{a.get('path', 'geometric path from a Gaussian fitted to training images')}): {ladder}. "
         f"AIS estimates log Z from below in expectation (Jensen), so this bits/dim is optimistic by the "
         f"unknown remaining gap. From K={steps[0][0]} to K={steps[-1][0]} log Z rose by {rise:.1f} nats "
-        f"({per_dim:.3f} bits/dim); an ESS near 1 of {a['num_chains']} says a few chains carry the whole "
-        "estimate, and its ± understates the error. Trust the number to about the last rise, not the ±.\n"
+        f"({per_dim:.3f} bits/dim); {weights}.\n"
     )
 
 

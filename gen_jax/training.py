@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax
 import jax
@@ -59,11 +59,8 @@ class TrainConfig:
     progress: bool = True
     init_examples: int = 1024  # training examples `model.init` sees (a data-dependent init may want all)
     num_devices: int | None = None  # data-parallel over this many devices (None: all visible devices)
-    # models with at most this many parameters keep their optimizer state as one flat vector: one
-    # fused Adam update per step instead of one small kernel per parameter array (RealNVP benchmark
-    # step: 1.13x faster on CPU); 0 turns it off. Not with update groups (they label the tree).
-    flatten_optimizer_below: int = 1_000_000
-    # XLA options for compiling the train step on CPU; None: CPU_COMPILER_OPTIONS, {}: XLA's defaults
+    # XLA options for compiling the train step on CPU: None picks them by the step's size
+    # (`compiler_options_for`), {} is XLA's defaults, any other dict is used as given
     cpu_compiler_options: dict | None = None
 
     def __post_init__(self):
@@ -122,34 +119,7 @@ def make_optimizer(cfg: TrainConfig, groups: UpdateGroups | None = None) -> opta
         opt = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
     else:
         opt = optax.adam(lr, b1=cfg.b1, b2=cfg.b2)
-    opt = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm else opt
-    return flattened_when_small(opt, cfg.flatten_optimizer_below)
-
-
-class _Flat(NamedTuple):
-    """Optimizer state kept for the parameters flattened into one vector (`flattened_when_small`)."""
-
-    inner: Any
-
-
-def flattened_when_small(opt: optax.GradientTransformation, max_params: int) -> optax.GradientTransformation:
-    """`opt`, run on all parameters raveled into one vector (`optax.flatten`) when there are at most
-    `max_params` of them, else on the tree as given. Decided once, at `init`, from the parameter
-    count; the state's type records the choice. Same arithmetic, fewer and larger kernels: a small
-    model's step is otherwise a few dozen tiny elementwise updates."""
-    flat = optax.flatten(opt)
-
-    def init(params):
-        n = sum(math.prod(jnp.shape(p)) for p in jax.tree_util.tree_leaves(params))
-        return _Flat(flat.init(params)) if n <= max_params else opt.init(params)
-
-    def update(updates, state, params=None):
-        if isinstance(state, _Flat):
-            updates, inner = flat.update(updates, state.inner, params)
-            return updates, _Flat(inner)
-        return opt.update(updates, state, params)
-
-    return optax.GradientTransformation(init, update)
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm else opt
 
 
 def grouped_optimizer(cfg: TrainConfig, groups: UpdateGroups) -> optax.GradientTransformation:
@@ -167,7 +137,6 @@ def grouped_optimizer(cfg: TrainConfig, groups: UpdateGroups) -> optax.GradientT
                 cfg,
                 steps=max(1, math.ceil(cfg.steps * share)),
                 warmup_steps=math.ceil(cfg.warmup_steps * share),
-                flatten_optimizer_below=0,  # each group sees a masked tree
             )
         )
 
@@ -296,48 +265,61 @@ def _first_examples(data, n: int, mesh: Mesh) -> np.ndarray:
     return np.asarray(take(data))
 
 
-# XLA:CPU's MLIR fusion emitters (its default since 2025) hold ~170 MB more while compiling the NSF
-# benchmark step than its earlier LLVM emitters, and compile it 15% slower, for steps ~10% faster:
-# gen_jax compiles its train steps on CPU with the earlier emitters (`make bench-families` measures
-# both, per family). Options this XLA does not know are dropped with a warning.
+# XLA:CPU compile options for small train steps. Its MLIR fusion emitters (its default since 2025)
+# make steady-state steps faster (10-20% on the 2-D flows, 20% on the PixelCNN: `make
+# bench-families`, variant `xla_emitters`) but hold ~170 MB more while compiling the NSF benchmark
+# step and take 25% longer over it. A small model's run is a few seconds of steps after its
+# compilation, so below SMALL_STEP_FLOPS per optimizer step gen_jax compiles with the earlier LLVM
+# emitters; above it, with XLA's defaults. Options this XLA does not know are dropped with a warning.
 CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+SMALL_STEP_FLOPS = 2.5e8  # the 2-D flows and EBMs: ~1e8; 2-D diffusion / GAN ~5e8; images 1e9 and up
 
 
-def jit_with_options(fn, compiler_options: dict | None, **jit_kwargs):
-    """`jax.jit(fn, compiler_options=..., **jit_kwargs)`, falling back to plain `jax.jit` (with a
-    warning) when this XLA rejects an option: they are XLA debug options, which come and go."""
-    if not compiler_options:
-        return jax.jit(fn, **jit_kwargs)
-    with_options = jax.jit(fn, compiler_options=dict(compiler_options), **jit_kwargs)
-    plain = None
-
-    def call(*args):
-        nonlocal plain
-        if plain is not None:
-            return plain(*args)
-        try:
-            return with_options(*args)
-        except jax.errors.JaxRuntimeError as e:
-            if "compile option" not in str(e):
-                raise
-            import warnings
-
-            warnings.warn(
-                f"XLA rejected compiler options {compiler_options}: {e}; using its defaults", stacklevel=2
-            )
-            plain = jax.jit(fn, **jit_kwargs)
-            return plain(*args)
-
-    call.lower = lambda *args: (plain or with_options).lower(*args)
-    return call
-
-
-def compiler_options_for(cfg: TrainConfig, mesh: Mesh | None = None) -> dict | None:
-    """The XLA options the train step compiles with: `cfg.cpu_compiler_options` on CPU devices."""
+def compiler_options_for(cfg: TrainConfig, flops: float | None, mesh: Mesh | None = None) -> dict:
+    """The XLA options a train step of `flops` per optimizer step compiles with (see above)."""
     devices = mesh.devices.flat if mesh is not None else jax.devices()
     if next(iter(devices)).platform != "cpu":
+        return {}
+    if cfg.cpu_compiler_options is not None:
+        return dict(cfg.cpu_compiler_options)
+    small = flops is not None and math.isfinite(flops) and flops < SMALL_STEP_FLOPS
+    return dict(CPU_COMPILER_OPTIONS) if small else {}
+
+
+def step_flops(lowered) -> float | None:
+    """XLA's flop count of a lowered computation (a scanned loop's body counted once), or None."""
+    try:
+        cost = lowered.cost_analysis()
+    except Exception:  # not every backend or version offers it
         return None
-    return CPU_COMPILER_OPTIONS if cfg.cpu_compiler_options is None else cfg.cpu_compiler_options
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+class CompiledOnFirstCall:
+    """A jitted function lowered and compiled at its first call with options chosen from the
+    lowered program (`choose(lowered) -> dict`), so that the compilation still counts in the first
+    dispatch's time. Options this XLA rejects are dropped with a warning (they are XLA debug
+    options, which come and go)."""
+
+    def __init__(self, jitted, choose: Callable[[Any], dict]):
+        self.jitted, self.choose, self.compiled, self.options = jitted, choose, None, None
+
+    def __call__(self, *args):
+        if self.compiled is None:
+            lowered = self.jitted.lower(*args)
+            self.options = self.choose(lowered)
+            try:
+                self.compiled = lowered.compile(compiler_options=self.options or None)
+            except jax.errors.JaxRuntimeError as e:
+                if not self.options or "compile option" not in str(e):
+                    raise
+                import warnings
+
+                warnings.warn(f"XLA rejected {self.options}: {e}; using its defaults", stacklevel=2)
+                self.options = {}
+                self.compiled = lowered.compile()
+        return self.compiled(*args)
 
 
 def make_multi_step(
@@ -346,7 +328,6 @@ def make_multi_step(
     num_steps: int,
     seed: int,
     mesh: Mesh | None = None,
-    compiler_options: dict | None = None,
 ):
     """A jitted function running `num_steps` optimizer steps in one `lax.scan`.
 
@@ -371,10 +352,10 @@ def make_multi_step(
         return jax.lax.scan(body, state, None, length=num_steps)
 
     if batch_sharding is None:
-        return jit_with_options(run, compiler_options, donate_argnums=0)
+        return jax.jit(run, donate_argnums=0)
     # state and metrics stay replicated (every host can read the metrics; no host holds a shard)
     replicated = NamedSharding(mesh, PartitionSpec())
-    return jit_with_options(run, compiler_options, donate_argnums=0, out_shardings=replicated)
+    return jax.jit(run, donate_argnums=0, out_shardings=replicated)
 
 
 class Checkpointer:
@@ -521,11 +502,13 @@ def train(
     evaluate = _make_evaluator(model, eval_data, cfg, eval_fn, mesh)
     if mesh.size > 1:  # replicate the state (the data is placed by global_training_data)
         state = replicate(state, mesh)
-    options = compiler_options_for(cfg, mesh)
-    chunk = make_multi_step(train_step, batch_fn, k, cfg.seed, mesh, options)
+    choose = lambda lowered: compiler_options_for(cfg, step_flops(lowered), mesh)
+    chunk = CompiledOnFirstCall(make_multi_step(train_step, batch_fn, k, cfg.seed, mesh), choose)
     remainder = cfg.steps % k
     last_chunk = (
-        make_multi_step(train_step, batch_fn, remainder, cfg.seed, mesh, options) if remainder else chunk
+        CompiledOnFirstCall(make_multi_step(train_step, batch_fn, remainder, cfg.seed, mesh), choose)
+        if remainder
+        else chunk
     )
 
     history: list[dict] = []

@@ -134,3 +134,31 @@ def test_image_energy_log_z_is_the_quadratic_s_and_bits_need_no_offset():
     keys = jax.random.split(jax.random.key(3), 64)  # E_u over the bin, by Monte Carlo
     mass = jnp.mean(jnp.stack([jnp.exp(one.log_prob(p1, values, k) - z1) for k in keys]), axis=0)
     assert 0.99 < float(jnp.sum(mass)) <= 1.0 + 1e-3  # the part of N(mean, .) outside [0, 256) is lost
+
+
+def test_unet_energy_starts_as_the_smoothed_gaussian_and_declares_its_noise_path():
+    """EnergyUNet with its last convolution at zero is |z|^2 / (2 (1 + s^2)): the standardized data's
+    Gaussian smoothed at noise level s. Its score is then exact for that Gaussian, and the model
+    declares the noise path that AIS anneals along (`normalize.has_noise_path`)."""
+    from gen_jax.likelihood.normalize import has_noise_path
+
+    model = make_model(
+        "ebm_dsm_ladder", (8, 8, 1), energy_net="unet", unet_channels=(8,), unet_patch=1,
+        unet_attention=False, sigma=0.5, sigma_max=50.0, continuous_sigma=True, prior_scale=1e6,
+    )  # fmt: skip
+    x = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1)).astype(np.float32)
+    params = model.init(jax.random.key(0), x)
+    mean, scale = float(params["stats"]["mean"]), float(params["stats"]["scale"])
+    v = jnp.asarray(x[0]) + 0.3
+    for sigma in (0.5, 7.0, 50.0):
+        s = sigma / scale
+        expect = np.sum(((np.asarray(v) - mean) / scale) ** 2) / (2 * (1 + s**2))
+        np.testing.assert_allclose(model.parts["energy"](params, v, sigma), expect, rtol=1e-4)
+        np.testing.assert_allclose(model.parts["log_prob_at"](params, v, sigma), -expect, rtol=1e-4)
+    assert has_noise_path(model) and model.info["noise_range"] == (0.5, 50.0)
+    loss, _ = jax.jit(model.loss)(params, jnp.asarray(x), jax.random.key(1))
+    assert np.isfinite(float(loss))
+    with pytest.raises(ValueError, match="dsm_ladder"):
+        make_model("ebm_dsm", (8, 8, 1), energy_net="unet")
+    with pytest.raises(ValueError, match="energy_net"):
+        make_model("ebm_dsm_ladder", (2,), energy_net="unet")

@@ -147,27 +147,6 @@ def test_bad_data_shape(moons):
         train(_small_flow(), moons[0][:, :1], CFG)
 
 
-def test_small_models_update_one_flat_vector_with_the_same_arithmetic(moons):
-    """`flattened_when_small`: the optimizer state of a small model is one vector, and training
-    gives the parameters the per-array optimizer gives (to float tolerance)."""
-    from gen_jax.training import _Flat, init_state, make_optimizer
-
-    cfg = dataclasses.replace(CFG, checkpoint_every=None)
-    flat = train(_small_flow(), moons[0], cfg)
-    tree = train(_small_flow(), moons[0], dataclasses.replace(cfg, flatten_optimizer_below=0))
-    assert isinstance(flat.state.opt_state, _Flat) and not isinstance(tree.state.opt_state, _Flat)
-    for x, y in zip(_leaves(flat.params), _leaves(tree.params), strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
-    big = init_state(
-        _small_flow(),
-        jax.random.key(0),
-        moons[0][:8],
-        make_optimizer(dataclasses.replace(cfg, flatten_optimizer_below=10)),
-        ema=False,
-    )
-    assert not isinstance(big.opt_state, _Flat)  # more parameters than the threshold
-
-
 def test_sequential_batches_take_consecutive_runs_and_reject_a_ragged_end():
     from gen_jax.training import sequential_batches
 
@@ -179,19 +158,30 @@ def test_sequential_batches_take_consecutive_runs_and_reject_a_ragged_end():
         sequential_batches(5)(data, None, 0)
 
 
-def test_cpu_compiler_options_apply_and_unknown_ones_fall_back(moons):
-    from gen_jax.training import CPU_COMPILER_OPTIONS, compiler_options_for, jit_with_options
-
-    assert compiler_options_for(CFG) == CPU_COMPILER_OPTIONS
-    assert compiler_options_for(dataclasses.replace(CFG, cpu_compiler_options={})) == {}
-    f = jit_with_options(lambda x: x * 2, {"xla_no_such_option_anywhere": True})
-    with pytest.warns(UserWarning, match="rejected compiler options"):
-        np.testing.assert_array_equal(f(jnp.ones(3)), 2 * np.ones(3))
-    np.testing.assert_array_equal(f(jnp.ones(3)), 2 * np.ones(3))  # the fallback is kept
-    a = train(_small_flow(), moons[0], dataclasses.replace(CFG, checkpoint_every=None))
-    b = train(
-        _small_flow(), moons[0], dataclasses.replace(CFG, checkpoint_every=None, cpu_compiler_options={})
+def test_cpu_compile_options_by_step_size_and_unknown_ones_fall_back(moons):
+    """Small steps compile with CPU_COMPILER_OPTIONS, large ones with XLA's defaults, a config's
+    own dict wins; an option this XLA does not know falls back to its defaults with a warning; the
+    emitters change how XLA compiles, not what the step computes."""
+    from gen_jax.training import (
+        CPU_COMPILER_OPTIONS,
+        SMALL_STEP_FLOPS,
+        CompiledOnFirstCall,
+        compiler_options_for,
+        step_flops,
     )
+
+    assert compiler_options_for(CFG, 1e6) == CPU_COMPILER_OPTIONS
+    assert compiler_options_for(CFG, 10 * SMALL_STEP_FLOPS) == {} == compiler_options_for(CFG, None)
+    assert compiler_options_for(dataclasses.replace(CFG, cpu_compiler_options={"a": 1}), 1e6) == {"a": 1}
+    assert step_flops(jax.jit(lambda x: x @ x).lower(jnp.ones((8, 8)))) == pytest.approx(2 * 8**3, rel=0.1)
+    f = CompiledOnFirstCall(jax.jit(lambda x: x * 2), lambda lowered: {"xla_no_such_option_anywhere": True})
+    with pytest.warns(UserWarning, match="using its defaults"):
+        np.testing.assert_array_equal(f(jnp.ones(3)), 2 * np.ones(3))
+    np.testing.assert_array_equal(f(jnp.ones(3)), 2 * np.ones(3))  # compiled once, kept
+    assert f.options == {}
+    cfg = dataclasses.replace(CFG, checkpoint_every=None)
+    a = train(_small_flow(), moons[0], cfg)
+    b = train(_small_flow(), moons[0], dataclasses.replace(cfg, cpu_compiler_options={}))
     for x, y in zip(_leaves(a.params), _leaves(b.params), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
 

@@ -160,15 +160,18 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 
 WHAT_DIFFERS = """What differs (the work is matched, not the code):
-- gen_jax runs 100 optimizer steps per jitted `lax.scan` dispatch and gathers each batch on the
-  device from the resident training array; flowjax dispatches its jitted `step` once per batch from
-  Python (as `fit_to_data` does: batches are slices of one device array, a key split per step), and
-  PyTorch runs eagerly, op by op, on tensors made once from the same numpy arrays, with
+- gen_jax runs 100 optimizer steps per jitted `lax.scan` dispatch, each batch a contiguous slice of
+  the batches laid out in order on the device; flowjax dispatches its jitted `step` once per batch
+  from Python (as `fit_to_data` does: batches are slices of one device array, a key split per step),
+  and PyTorch runs eagerly, op by op, on tensors made once from the same numpy arrays, with
   `torch.set_num_threads(os.cpu_count())` unless `--torch-threads` says otherwise (the machine line
-  gives the count used).
-- Conditioners: gen_jax and normflows zero the last layer (each flow starts as the identity);
-  flowjax's `eqx.nn.MLP` keeps its default initialisation and adds the output to the transformer's
-  initial parameters.
+  gives the count used). gen_jax compiles its step with its CPU compile options
+  (`gen_jax.training.CPU_COMPILER_OPTIONS`) and keeps Adam's state as one flat vector.
+- Conditioners: MLP 2x64 ReLU everywhere. gen_jax's run feature-major (`gen_jax.nn.mlp.
+  FeatureMajorMLP`) and, like normflows, zero the last layer (each flow starts as the identity);
+  hidden biases are drawn U(+-1/sqrt(fan_in)) in all three (PyTorch's and Equinox's default; gen_jax
+  sets it for its flows); flowjax's `eqx.nn.MLP` keeps its default initialisation of the last layer
+  and adds its output to the transformer's initial parameters.
 - RealNVP: gen_jax soft-clamps the log-scale (5 tanh(s/5)); flowjax's default affine transformer has
   scale softplus(.) + 0.01; normflows' `AffineCouplingBlock` uses exp(s) (its RealNVP example:
   `MLP([1, 64, 64, 2], init_zeros=True)`, a `Permute(2, "swap")` after each block).
@@ -176,10 +179,13 @@ WHAT_DIFFERS = """What differs (the work is matched, not the code):
   derivatives (25 outputs per dimension, not 23: about 2% more parameters) and finds the bin by
   `searchsorted`; normflows' stock `CoupledRationalQuadraticSpline` adds a residual conditioner and an
   unconditional spline, so its layer is built here from `PiecewiseRationalQuadraticCoupling` (linear
-  tails, bound 4, alternating masks) with a plain MLP 2x64 conditioner. Minimum bin size and slope:
-  1e-4 (gen_jax), 1e-3 (flowjax, normflows).
+  tails, bound 4, alternating masks) with a plain MLP 2x64 conditioner. All three evaluate the
+  spline's closed form on the way to the latent (log p, training: flowjax's `invert=True` default)
+  and solve its quadratic when sampling. Minimum bin size and slope: 1e-4 (gen_jax), 1e-3 (flowjax,
+  normflows).
 - Base: a fixed standard normal in all three (flowjax `StandardNormal`, normflows
-  `DiagGaussian(trainable=False)`).
+  `DiagGaussian(trainable=False)`, gen_jax `flows.StandardNormal`).
+- Peak RSS is the kernel's high-water mark of each run's own process (VmHWM: `experiments.memory`).
 """
 
 
