@@ -136,10 +136,10 @@ def test_image_energy_log_z_is_the_quadratic_s_and_bits_need_no_offset():
     assert 0.99 < float(jnp.sum(mass)) <= 1.0 + 1e-3  # the part of N(mean, .) outside [0, 256) is lost
 
 
-def test_unet_energy_starts_as_the_smoothed_gaussian_and_declares_its_noise_path():
-    """EnergyUNet with its last convolution at zero is |z|^2 / (2 (1 + s^2)): the standardized data's
-    Gaussian smoothed at noise level s. Its score is then exact for that Gaussian, and the model
-    declares the noise path that AIS anneals along (`normalize.has_noise_path`)."""
+def test_unet_energy_is_the_denoising_error_and_declares_its_noise_path():
+    """EnergyUNet is |z - D(z)|^2 / 2 s^2 >= 0; with its last convolution at zero the denoiser is
+    c_skip z, so E = s^2 |z|^2 / 2 (1 + s^2)^2 exactly. The model declares the noise path that AIS
+    anneals along (`normalize.has_noise_path`)."""
     from gen_jax.likelihood.normalize import has_noise_path
 
     model = make_model(
@@ -152,9 +152,10 @@ def test_unet_energy_starts_as_the_smoothed_gaussian_and_declares_its_noise_path
     v = jnp.asarray(x[0]) + 0.3
     for sigma in (0.5, 7.0, 50.0):
         s = sigma / scale
-        expect = np.sum(((np.asarray(v) - mean) / scale) ** 2) / (2 * (1 + s**2))
-        np.testing.assert_allclose(model.parts["energy"](params, v, sigma), expect, rtol=1e-4)
-        np.testing.assert_allclose(model.parts["log_prob_at"](params, v, sigma), -expect, rtol=1e-4)
+        expect = s**2 * np.sum(((np.asarray(v) - mean) / scale) ** 2) / (2 * (1 + s**2) ** 2)
+        tol = dict(rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(model.parts["energy"](params, v, sigma), expect, **tol)
+        np.testing.assert_allclose(model.parts["log_prob_at"](params, v, sigma), -expect, **tol)
     assert has_noise_path(model) and model.info["noise_range"] == (0.5, 50.0)
     loss, _ = jax.jit(model.loss)(params, jnp.asarray(x), jax.random.key(1))
     assert np.isfinite(float(loss))
@@ -162,3 +163,62 @@ def test_unet_energy_starts_as_the_smoothed_gaussian_and_declares_its_noise_path
         make_model("ebm_dsm", (8, 8, 1), energy_net="unet")
     with pytest.raises(ValueError, match="energy_net"):
         make_model("ebm_dsm_ladder", (2,), energy_net="unet")
+
+
+@pytest.mark.parametrize("path,temps", [("auto", 30), ("noise", 400)])
+def test_gaussian_quadratic_in_logit_space_has_its_exact_log_z_by_ais(path, temps):
+    """quadratic="gaussian" on the logit scale: with the network at zero the energy is minus the log
+    density of the init images' Gaussian smoothed at sigma, so log Z = 0; AIS in
+    the coordinates that whiten it (either path) finds it with every chain weighted equally, and
+    log_prob adds the logit's log-determinant, so the bits/dim need no offset."""
+    from gen_jax.data.transforms import LogitTransform
+
+    model = make_model(
+        "ebm_dsm_ladder", (6, 6, 1), logit_alpha=1e-3, quadratic="gaussian", conv_features=(4,),
+        sigma=0.05, sigma_max=2.0, continuous_sigma=True,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    x = np.clip(rng.normal(128, 60, (500, 6, 6, 1)) + 40 * rng.normal(size=(500, 1, 1, 1)), 0, 255)
+    x = x.astype(np.uint8)
+    params = model.init(jax.random.key(0), x)
+    params = {**params, "net": jax.tree_util.tree_map(jnp.zeros_like, params["net"])}
+    true = 0.0  # the Gaussian term is -log N(y; m, C + sigma^2 I), normalized at every sigma
+    cfg = NormalizeConfig(ais=AISConfig(num_chains=32, num_temps=temps, num_pilot=8, path=path))
+    normalized, est = normalize(model, params, x[:100], jax.random.key(1), None, cfg)
+    if path == "auto":  # the geometric path: base and target are the same Gaussian
+        assert abs(est["log_z_ais"] - true) < 1e-3 and est["log_z_ais_ess"] > 31.99, (est, true)
+    else:  # down the noise levels: Gaussians of shrinking width, each step reweighted
+        assert abs(est["log_z_ais"] - true) < 4 * est["log_z_ais_se"] + 0.05, (est, true)
+    # log p(x) = -E(z) + log |dz/dv| - log Z, z the logit of the dequantized image
+    key = jax.random.key(2)
+    v = x[:4].astype(np.float32) + np.asarray(jax.random.uniform(key, x[:4].shape))
+    z, ld = LogitTransform(1e-3).forward_and_log_det(jnp.asarray(v) / 256.0)
+    energies = jax.vmap(lambda zi: model.parts["energy"](params, zi, 0.05))(z)
+    expect = -energies + jnp.sum(ld.reshape(4, -1), 1) - 36 * math.log(256.0) - est["log_z_ais"]
+    np.testing.assert_allclose(normalized.log_prob(params, x[:4], key), expect, rtol=1e-5)
+
+
+def test_bounded_correction_brackets_log_z_and_ais_lands_inside():
+    """correction_bound=B on the Gaussian quadratic: E = B tanh(f / B) - log N, so log Z lies in
+    (-B, B) whatever the network is. A network with large outputs (scaled-up weights) gives a
+    log Z, computed on a grid in 2D, well away from 0 yet inside the bracket the model declares;
+    AIS agrees with the grid."""
+    from gen_jax.likelihood.grid import log_integrate_2d
+
+    bound = 2.0
+    model = make_model(
+        "ebm_dsm_ladder", (2,), quadratic="gaussian", correction_bound=bound, sigma=0.05, sigma_max=1.0,
+        hidden=(32, 32),
+    )  # fmt: skip
+    x = np.random.default_rng(0).normal(size=(400, 2)) * np.array([1.0, 0.3]) + np.array([0.5, -1.0])
+    params = model.init(jax.random.key(0), x.astype(np.float32))
+    params = {**params, "net": jax.tree_util.tree_map(lambda w: 4.0 * w, params["net"])}
+    assert model.parts["log_z_bracket"] == (-bound, bound)
+    log_f = lambda y: -jax.vmap(lambda yi: model.parts["energy"](params, yi))(y)
+    grid = log_integrate_2d(log_f, (-6.5, 7.5, -3.5, 1.5), n=600)
+    assert 0.1 < abs(grid) < bound, grid  # the network moved log Z, within the bracket
+    cfg = NormalizeConfig(ais=AISConfig(num_chains=64, num_temps=200, num_pilot=16))
+    _, est = normalize(model, params, x[:200].astype(np.float32), jax.random.key(1), None, cfg)
+    assert abs(est["log_z_ais"] - grid) < 4 * est["log_z_ais_se"] + 0.05, (est, grid)
+    with pytest.raises(ValueError, match="correction_bound"):
+        make_model("ebm_dsm_ladder", (2,), quadratic="gaussian", correction_bound=0.0)

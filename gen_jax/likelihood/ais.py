@@ -333,13 +333,15 @@ class AISConfig:
     schedule: str = "sigmoid"
     num_pilot: int = 128
     seed: int = 0
-    # "auto": the model's noise path when it declares one (`noise_path`), else geometric
+    # "geometric", "noise" (the model's noise path, when it declares one) or "auto": the noise path
+    # for a noise-conditional energy, unless it has its own Gaussian to whiten with (then geometric:
+    # tempering in only the network's correction), see `gen_jax.likelihood.normalize`
     path: str = "auto"
     bridge_fraction: float = 0.1  # noise path: share of the temperatures from the base to sigma_max
 
     def __post_init__(self):
-        if self.path not in ("auto", "geometric"):
-            raise ValueError(f"AISConfig.path must be 'auto' or 'geometric', got {self.path!r}")
+        if self.path not in ("auto", "geometric", "noise"):
+            raise ValueError(f"AISConfig.path must be 'auto', 'geometric' or 'noise', got {self.path!r}")
 
 
 def ais(

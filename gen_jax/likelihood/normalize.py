@@ -118,6 +118,12 @@ def ais_log_z(
     """
     reference = np.asarray(reference, np.float32)
     a = cfg.ais
+    if "ais_gaussian" in model.parts:
+        return _ais_in_model_gaussian(model, params, key, cfg, num_temps)
+    if "to_continuous" in model.parts:  # the reference in the space the energy is a density of
+        reference = np.asarray(
+            model.parts["to_continuous"](jnp.asarray(reference), jax.random.fold_in(key, 3))
+        )
     log_f = _one_example(model, params, key)
     whitened = model.info.get("support") != "binary"
     path = None
@@ -132,7 +138,7 @@ def ais_log_z(
         base = gaussian_base(jnp.zeros_like(mean), cfg.base_scale)
         transition = a.transition
         shift = float(np.sum(np.log(np.asarray(std, np.float64))))
-        if a.path == "auto" and has_noise_path(model):
+        if a.path in ("auto", "noise") and has_noise_path(model):
             sigma_min, sigma_max = model.info["noise_range"]
             log_prob_at = model.parts["log_prob_at"]
             # the reference smoothed at sigma_max, in whitened units: variance 1 + (sigma_max / s)^2
@@ -166,6 +172,59 @@ def ais_log_z(
             positions=mean[None] + scale[None] * res.positions,
         )
     return res
+
+
+def _ais_in_model_gaussian(model: Model, params, key, cfg: NormalizeConfig, num_temps=None) -> AISResult:
+    """AIS in the coordinates that whiten the model's own Gaussian (`parts["ais_gaussian"]`: an
+    energy whose quadratic term is a full-covariance Gaussian): y = m + U (s * w) with the scales s
+    at the smallest noise level, so that term is exactly N(0, I) in w and the chains only have to
+    absorb the network's correction. From the base N(0, I): the geometric path (`path="auto"` or
+    "geometric") tempers the correction in, and is exact with a zero correction; the noise path
+    (`path="noise"`, a noise-conditional energy) starts from the Gaussian at sigma_max,
+    N(0, diag(s_max^2 / s^2)), and lowers the noise level. log Z = the estimate in w + sum log s."""
+    a = cfg.ais
+    shape = model.event_shape
+    noise = model.info.get("noise_range")
+    sigma_min, sigma_max = noise if noise is not None else (None, None)
+    log_prob_at, gauss = model.parts["log_prob_at"], model.parts["ais_gaussian"]
+    mean, evecs, scales = gauss(params, sigma_min)
+
+    def to_y(w):
+        return (mean + evecs @ (scales * w.reshape(-1))).reshape(shape)
+
+    target = lambda w: log_prob_at(params, to_y(w), sigma_min)
+    base = gaussian_base(jnp.zeros(mean.shape), 1.0)
+    path = None
+    if a.path == "noise" and noise is not None:
+        base = gaussian_base(jnp.zeros(mean.shape), gauss(params, sigma_max)[2] / scales)
+        path = noise_path(
+            lambda w, sigma: log_prob_at(params, to_y(w), sigma),
+            base,
+            sigma_max,
+            sigma_min,
+            num_temps or a.num_temps,
+            a.bridge_fraction,
+            a.schedule,
+        )
+    res = ais(
+        target,
+        base,
+        jax.random.fold_in(key, a.seed),
+        a.num_chains,
+        num_temps or a.num_temps,
+        a.transition,
+        a.steps_per_temp,
+        a.schedule,
+        a.num_pilot,
+        path=path,
+    )
+    shift = float(np.sum(np.log(np.asarray(scales, np.float64))))
+    return dataclasses.replace(
+        res,
+        log_z=res.log_z + shift,
+        log_weights=res.log_weights + shift,
+        positions=jax.vmap(to_y)(res.positions),
+    )
 
 
 def has_noise_path(model: Model) -> bool:
