@@ -165,8 +165,8 @@ WHAT_DIFFERS = """What differs (the work is matched, not the code):
   from Python (as `fit_to_data` does: batches are slices of one device array, a key split per step),
   and PyTorch runs eagerly, op by op, on tensors made once from the same numpy arrays, with
   `torch.set_num_threads(os.cpu_count())` unless `--torch-threads` says otherwise (the machine line
-  gives the count used). gen_jax compiles its step with its CPU compile options
-  (`gen_jax.training.CPU_COMPILER_OPTIONS`) and keeps Adam's state as one flat vector.
+  gives the count used). gen_jax compiles its small step with XLA:CPU's LLVM fusion emitters
+  (`gen_jax.training.CPU_COMPILER_OPTIONS`, chosen by the step's flop count).
 - Conditioners: MLP 2x64 ReLU everywhere. gen_jax's run feature-major (`gen_jax.nn.mlp.
   FeatureMajorMLP`) and, like normflows, zero the last layer (each flow starts as the identity);
   hidden biases are drawn U(+-1/sqrt(fan_in)) in all three (PyTorch's and Equinox's default; gen_jax
