@@ -222,3 +222,41 @@ def test_bounded_correction_brackets_log_z_and_ais_lands_inside():
     assert abs(est["log_z_ais"] - grid) < 4 * est["log_z_ais_se"] + 0.05, (est, grid)
     with pytest.raises(ValueError, match="correction_bound"):
         make_model("ebm_dsm_ladder", (2,), quadratic="gaussian", correction_bound=0.0)
+
+
+def test_time_score_target_is_unbiased_for_the_exact_smoothed_gaussian():
+    """The "dual" DSM term's target (time_score_weight): for y = x + sigma eps, the exact smoothed
+    energy satisfies E[sigma dE/dsigma + |eps|^2 - D] = 0. The gaussian quadratic with the network at
+    zero IS that energy for Gaussian data, so the residual averages to 0; a Gaussian twice as wide
+    leaves a clear bias. The loss with the term is finite and larger than without it."""
+    rng = np.random.default_rng(0)
+    m, a = np.array([0.5, -1.0]), np.array([[1.0, 0.0], [0.6, 0.3]])
+    x = (rng.normal(size=(20000, 2)) @ a.T + m).astype(np.float32)
+
+    def residual_mean(params, sigma, scale=1.0):
+        eps = jax.random.normal(jax.random.key(1), x.shape)
+        y = jnp.asarray(x) + sigma * eps
+
+        def r(yi, ei):
+            de_ds = jax.grad(model.parts["energy"], argnums=2)(params, yi, sigma)
+            return sigma * de_ds + jnp.sum(ei**2) - 2
+
+        vals = np.asarray(jax.vmap(r)(y, eps))
+        return vals.mean(), vals.std() / np.sqrt(len(vals))
+
+    kw = dict(quadratic="gaussian", sigma=0.1, sigma_max=2.0, continuous_sigma=True, hidden=(8,))
+    model = make_model("ebm_dsm_ladder", (2,), time_score_weight=1.0, **kw)
+    params = model.init(jax.random.key(0), x)
+    params = {**params, "net": jax.tree_util.tree_map(jnp.zeros_like, params["net"])}
+    for sigma in (0.3, 1.0):
+        mean, se = residual_mean(params, sigma)
+        assert abs(mean) < 4 * se, (sigma, mean, se)
+    wide = {**params, "gaussian": {**params["gaussian"], "evals": 4.0 * params["gaussian"]["evals"]}}
+    mean, se = residual_mean(wide, 1.0)
+    assert abs(mean) > 10 * se, (mean, se)
+    plain = make_model("ebm_dsm_ladder", (2,), **kw)
+    with_t, _ = model.loss(params, jnp.asarray(x[:512]), jax.random.key(2))
+    without, _ = plain.loss(params, jnp.asarray(x[:512]), jax.random.key(2))
+    assert np.isfinite(float(with_t)) and float(with_t) > float(without)
+    with pytest.raises(ValueError, match="time_score_weight"):
+        make_model("ebm_dsm", (2,), time_score_weight=1.0)
