@@ -125,53 +125,25 @@ def ais_log_z(
             model.parts["to_continuous"](jnp.asarray(reference), jax.random.fold_in(key, 3))
         )
     log_f = _one_example(model, params, key)
-    whitened = model.info.get("support") != "binary"
-    path = None
-    if not whitened:
+    k = num_temps or a.num_temps
+    if model.info.get("support") == "binary":
         base, transition = ais_base(model, reference, cfg)
-        target = log_f
-    else:
-        mean = jnp.asarray(reference.mean(0))
-        std = _reference_scale(reference)
-        scale = jnp.asarray(std, jnp.float32)
-        target = lambda u: log_f(mean + scale * u)
-        base = gaussian_base(jnp.zeros_like(mean), cfg.base_scale)
-        transition = a.transition
-        shift = float(np.sum(np.log(np.asarray(std, np.float64))))
-        if a.path in ("auto", "noise") and has_noise_path(model):
-            sigma_min, sigma_max = model.info["noise_range"]
-            log_prob_at = model.parts["log_prob_at"]
-            # the reference smoothed at sigma_max, in whitened units: variance 1 + (sigma_max / s)^2
-            base = gaussian_base(jnp.zeros_like(mean), jnp.sqrt(1.0 + (sigma_max / scale) ** 2))
-            path = noise_path(
-                lambda u, sigma: log_prob_at(params, mean + scale * u, sigma),
-                base,
-                sigma_max,
-                sigma_min,
-                num_temps or a.num_temps,
-                a.bridge_fraction,
-                a.schedule,
-            )
-    res = ais(
-        target,
-        base,
-        jax.random.fold_in(key, a.seed),
-        a.num_chains,
-        num_temps or a.num_temps,
-        transition,
-        a.steps_per_temp,
-        a.schedule,
-        a.num_pilot,
-        path=path,
-    )
-    if whitened:  # back to x: log Z + sum log s, chain positions m + s u
-        res = dataclasses.replace(
-            res,
-            log_z=res.log_z + shift,
-            log_weights=res.log_weights + shift,
-            positions=mean[None] + scale[None] * res.positions,
-        )
-    return res
+        return _ais_mapped(log_f, base, None, key, cfg, k, transition, lambda x: x, 0.0)
+    # whitened: x = m + s u, with m and s the reference's mean and scale
+    mean = jnp.asarray(reference.mean(0))
+    std = _reference_scale(reference)
+    scale = jnp.asarray(std, jnp.float32)
+    to_x = lambda u: mean + scale * u
+    base = gaussian_base(jnp.zeros_like(mean), cfg.base_scale)
+    noise = None
+    if a.path in ("auto", "noise") and has_noise_path(model):
+        log_prob_at = model.parts["log_prob_at"]
+        # the reference smoothed at sigma_max, in whitened units: variance 1 + (sigma_max / s)^2
+        sigma_max = model.info["noise_range"][1]
+        base = gaussian_base(jnp.zeros_like(mean), jnp.sqrt(1.0 + (sigma_max / scale) ** 2))
+        noise = lambda u, sigma: log_prob_at(params, to_x(u), sigma)
+    shift = float(np.sum(np.log(np.asarray(std, np.float64))))
+    return _ais_mapped(lambda u: log_f(to_x(u)), base, noise, key, cfg, k, a.transition, to_x, shift, model)
 
 
 def _ais_in_model_gaussian(model: Model, params, key, cfg: NormalizeConfig, num_temps=None) -> AISResult:
@@ -184,46 +156,54 @@ def _ais_in_model_gaussian(model: Model, params, key, cfg: NormalizeConfig, num_
     N(0, diag(s_max^2 / s^2)), and lowers the noise level. log Z = the estimate in w + sum log s."""
     a = cfg.ais
     shape = model.event_shape
-    noise = model.info.get("noise_range")
-    sigma_min, sigma_max = noise if noise is not None else (None, None)
+    noise_range = model.info.get("noise_range")
+    sigma_min, sigma_max = noise_range if noise_range is not None else (None, None)
     log_prob_at, gauss = model.parts["log_prob_at"], model.parts["ais_gaussian"]
     mean, evecs, scales = gauss(params, sigma_min)
 
     def to_y(w):
         return (mean + evecs @ (scales * w.reshape(-1))).reshape(shape)
 
-    target = lambda w: log_prob_at(params, to_y(w), sigma_min)
     base = gaussian_base(jnp.zeros(mean.shape), 1.0)
-    path = None
-    if a.path == "noise" and noise is not None:
+    noise = None
+    if a.path == "noise" and noise_range is not None:
         base = gaussian_base(jnp.zeros(mean.shape), gauss(params, sigma_max)[2] / scales)
-        path = noise_path(
-            lambda w, sigma: log_prob_at(params, to_y(w), sigma),
-            base,
-            sigma_max,
-            sigma_min,
-            num_temps or a.num_temps,
-            a.bridge_fraction,
-            a.schedule,
-        )
+        noise = lambda w, sigma: log_prob_at(params, to_y(w), sigma)
+    target = lambda w: log_prob_at(params, to_y(w), sigma_min)
+    shift = float(np.sum(np.log(np.asarray(scales, np.float64))))
+    k = num_temps or a.num_temps
+    return _ais_mapped(target, base, noise, key, cfg, k, a.transition, to_y, shift, model)
+
+
+def _ais_mapped(
+    target, base, noise, key, cfg: NormalizeConfig, num_temps, transition, to_x, shift, model=None
+) -> AISResult:
+    """AIS for a target written in coordinates w with x = to_x(w) affine and log |dx/dw| = shift:
+    from `base` along the geometric path, or, given noise(w, sigma) (the model's noise-conditional
+    log density in w), along its noise path from sigma_max down to sigma_min. Returns the result in
+    x: log Z + shift, chain positions mapped back."""
+    a = cfg.ais
+    path = None
+    if noise is not None:
+        sigma_min, sigma_max = model.info["noise_range"]
+        path = noise_path(noise, base, sigma_max, sigma_min, num_temps, a.bridge_fraction, a.schedule)
     res = ais(
         target,
         base,
         jax.random.fold_in(key, a.seed),
         a.num_chains,
-        num_temps or a.num_temps,
-        a.transition,
+        num_temps,
+        transition,
         a.steps_per_temp,
         a.schedule,
         a.num_pilot,
         path=path,
     )
-    shift = float(np.sum(np.log(np.asarray(scales, np.float64))))
     return dataclasses.replace(
         res,
         log_z=res.log_z + shift,
         log_weights=res.log_weights + shift,
-        positions=jax.vmap(to_y)(res.positions),
+        positions=jax.vmap(to_x)(res.positions),
     )
 
 
