@@ -279,8 +279,7 @@ def ebm(
 
     def init(key, x):
         check_batch(x, event_shape, "example batch")
-        y = to_space(jnp.asarray(x), jax.random.fold_in(key, 7))[0] if data == "8bit" else jnp.asarray(x)
-        y = y.astype(jnp.float32)
+        y = to_space(jnp.asarray(x), jax.random.fold_in(key, 7))[0].astype(jnp.float32)
         mean = jnp.mean(y, axis=stat_axes)
         scale = jnp.maximum(jnp.std(y, axis=stat_axes), 1e-3)
         dummy = jnp.zeros((1, *event_shape), jnp.float32)
