@@ -55,7 +55,7 @@ IMAGE_FAMILIES = {  # name in the images preset -> family label
     "ebm_dsm_ladder": "ebm/dsm ladder (conv)",
     "gan": "gan (DCGAN)",
 }
-CONV_OPTION = {"pixelcnn": "impl", "glow": "conv_impl", "vae": "conv_impl", "diffusion": "conv_impl"}
+CONV_OPTION = {"pixelcnn": "conv_impl", "glow": "conv_impl", "vae": "conv_impl", "diffusion": "conv_impl"}
 CONV_OPTION["ebm_dsm_ladder"] = "conv_impl"
 KEYS = (
     "family",
@@ -73,13 +73,13 @@ KEYS = (
 
 
 def _specs() -> dict[str, tuple[str, tuple[int, ...], dict, int]]:
-    from experiments.configs.images import get_config
+    from experiments.configs.images import CPU
 
-    cfg = get_config("cpu")
+    setup = CPU.setup
     specs = dict(FAMILIES)
     for name, label in IMAGE_FAMILIES.items():
-        batch = cfg.train_overrides.get(name, {}).get("batch_size", cfg.train.batch_size)
-        specs[label] = (name, (28, 28, 1), dict(cfg.model_kwargs.get(name, {})), batch)
+        batch = setup.train_overrides.get(name, {}).get("batch_size", setup.train.batch_size)
+        specs[label] = (name, (28, 28, 1), dict(setup.model_options.get(name, {})), batch)
     return specs
 
 
@@ -119,7 +119,7 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
         kwargs["unroll_layers"] = 1
     model = make_model(name, shape, **kwargs)
     if len(shape) == 1:
-        from experiments.common import load_vector_data
+        from gen_jax.evaluation.vector import load_vector_data
 
         data = load_vector_data("moons", 20_000, 1000, seed=0).train
     else:
@@ -218,7 +218,7 @@ def main(argv=None) -> None:
 
 
 def write(out: Path, rows: list[dict], runs: int, steps: int) -> None:
-    from experiments.common import machine_description, markdown_table, write_results
+    from gen_jax.evaluation.tables import machine_description, markdown_table, write_results
 
     # XLA's cost analysis counts the body of a loop once, so a flow whose layers run under lax.scan
     # reports one layer's flops: every variant of a family does the same arithmetic, so each gets

@@ -58,17 +58,17 @@ def build(model_name: str):
     """(model, training data) for one workload."""
     import numpy as np
 
-    from experiments.common import load_vector_data
+    from experiments.benchlib import BENCH
+    from experiments.configs.images import CPU
     from gen_jax.data.images import IMAGE_SHAPE
+    from gen_jax.evaluation.vector import load_vector_data
     from gen_jax.models import make_model
 
-    if model_name == "nsf":
-        from experiments.bench_flows import BENCH
-
-        return make_model("nsf", (2,), **BENCH["nsf"]), load_vector_data("moons", 50_000, 10, seed=0).train
-    from experiments.configs.images import get_config
-
-    kwargs = get_config("cpu").model_kwargs[model_name]
+    if model_name in BENCH:  # the flow benchmark's work, on moons
+        return make_model(model_name, (2,), **BENCH[model_name]), load_vector_data(
+            "moons", 50_000, 10, seed=0
+        ).train
+    kwargs = CPU.setup.model_options[model_name]
     images = np.random.default_rng(0).integers(0, 256, (1024,) + IMAGE_SHAPE, dtype=np.uint8)
     return make_model(model_name, IMAGE_SHAPE, **kwargs), images
 
@@ -211,7 +211,7 @@ def add_relative(rows: list[dict]) -> None:
 
 
 def markdown(rows: list[dict], real: dict, a) -> str:
-    from experiments.common import markdown_table
+    from gen_jax.evaluation.tables import markdown_table
 
     shown = []
     for r in rows:
@@ -229,7 +229,7 @@ def markdown(rows: list[dict], real: dict, a) -> str:
         ("peak_rss_mb", "peak RSS MB"),
         ("params", "params"),
     ]
-    from experiments.common import machine_description
+    from gen_jax.evaluation.tables import machine_description
 
     head = (
         "Data-parallel training (`TrainConfig.num_devices`; each batch sharded over a 'data' mesh axis, "
@@ -255,7 +255,7 @@ def markdown(rows: list[dict], real: dict, a) -> str:
 
 
 def write(out: Path, rows: list[dict], real: dict, a) -> None:
-    from experiments.common import write_results
+    from gen_jax.evaluation.tables import write_results
 
     md = markdown(rows, real, a)
     write_results(out, rows, KEYS, md, name="scale")

@@ -1,32 +1,143 @@
-"""Copy the headline tables and pictures of finished experiments into README.md.
+"""`make readme`: README.md and docs/*.md regenerated from the results, and nothing else writes them.
 
-    python -m experiments.readme            # run by the make targets after they finish
+    python -m experiments.readme            # every page with a block whose results exist
 
-README.md marks each generated block with `<!-- NAME:begin -->` ... `<!-- NAME:end -->`; the
-block is replaced by the markdown file named in BLOCKS (when that file exists), and the
-figures in FIGURES are copied into docs/figures/ (tracked by git, unlike results/).
-Blocks whose results are missing are left as they are, so a partial run never erases a table.
+A page marks each generated block with `<!-- NAME:begin -->` ... `<!-- NAME:end -->`; the block is
+replaced by BLOCKS[NAME](root) (a study's full table, or a short headline computed from its
+results.json) when that study's results exist, and left as it is when they do not, so a partial set
+of results never erases a table. The figures of FIGURES are copied into docs/figures/. Every sentence
+of the docs that quotes a measured number is in such a block (tests/test_readme.py checks the rest).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-BLOCKS = {
-    "toy2d-table": "results/toy2d/results.md",
-    "bench-table": "results/bench/flows.md",
-    "families-table": "results/bench/families.md",
-    "peers-table": "results/bench/peers.md",
-    "scale-table": "results/bench/scale.md",
-    "contrast-table": "results/contrast/results.md",
-    "diffusion-table": "results/diffusion/results.md",
-    "images-table": "results/images/results.md",
-    "parzen-table": "results/toy2d_parzen/parzen.md",
-    "quality-table": "results/images/quality.md",
-    "ood-table": "results/ood/results.md",
+PAGES = ("README.md", "docs")
+
+
+def _file(path: str) -> Callable[[Path], str | None]:
+    return lambda root: (root / path).read_text() if (root / path).exists() else None
+
+
+def _rows(root: Path, path: str) -> list[dict] | None:
+    p = root / path
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _f(v, digits=3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def toy2d_headline(root: Path) -> str | None:
+    """Test NLL minus the true entropy of each model on each demo dataset."""
+    rows = _rows(root, "results/toy2d/results.json")
+    if not rows:
+        return None
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    by = {(r["dataset"], r["model"]): r for r in rows}
+    lines = [
+        "| gap to the true entropy (nats) | " + " | ".join(models) + " |",
+        "|---" * (len(models) + 1) + "|",
+    ]
+    for ds in datasets:
+        cells = [_f(by[(ds, m)]["gap"]) if (ds, m) in by else "-" for m in models]
+        lines.append(f"| {ds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def contrast_headline(root: Path) -> str | None:
+    """Per dataset: the best normalized flow and the best energy model (normalized by AIS)."""
+    rows = _rows(root, "results/contrast/results.json")
+    if not rows:
+        return None
+    lines = [
+        "| dataset | truth NLL | best flow | NLL | best energy model | NLL | its log Z: AIS / grid |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        sel = [r for r in rows if r["dataset"] == ds and r.get("test_nll") is not None]
+        truth = next((r for r in sel if r["model"] == "truth"), None)
+        flows = [r for r in sel if r["likelihood_kind"] == "exact" and r["model"] != "truth"]
+        ebms = [r for r in sel if r.get("log_z_ais") is not None]
+        if not flows or not ebms:
+            continue
+        f, e = min(flows, key=lambda r: r["test_nll"]), min(ebms, key=lambda r: r["test_nll"])
+        log_z = f"{_f(e['log_z_ais'])} / {_f(e.get('log_z_grid'))}"
+        lines.append(
+            f"| {ds} | {_f(truth['test_nll']) if truth else '-'} | {f['model']} | {_f(f['test_nll'])} | "
+            f"{e['model']} | {_f(e['test_nll'])} | {log_z} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def images_headline(root: Path) -> str | None:
+    """Each view's kind and test bits/dim."""
+    rows = _rows(root, "results/images/results.json")
+    if not rows:
+        return None
+    lines = ["| model | kind | test bits/dim | ± se |", "|---|---|---|---|"]
+    for r in rows:
+        bpd = r.get("test_bpd")
+        if r.get("trust") == "undetermined" and r.get("test_bpd_bracket"):
+            lo, hi = r["test_bpd_bracket"]
+            lines.append(
+                f"| {r['model']} | {r['likelihood_kind']} (point estimate undetermined) | "
+                f"in [{lo:.3f}, {hi:.3f}] | - |"
+            )
+        else:
+            lines.append(
+                f"| {r['model']} | {r['likelihood_kind']} | {_f(bpd)} | {_f(r.get('test_bpd_se'))} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def ood_headline(root: Path) -> str | None:
+    """Per model: raw log p and the best score's AUROC, Fashion-MNIST test against MNIST."""
+    rows = _rows(root, "results/ood/results.json")
+    if not rows:
+        return None
+    first = rows[0]["ood_set"]
+    lines = [f"| model | AUROC of log p ({first}) | best score | its AUROC |", "|---|---|---|---|"]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        sel = [r for r in rows if r["model"] == model and r["ood_set"] == first]
+        raw = next((r for r in sel if r["score"] in ("log_p", "energy")), None)
+        best = max(sel, key=lambda r: r["auroc"])
+        lines.append(
+            f"| {model} | {_f(raw['auroc']) if raw else '-'} | {best['score']} | {_f(best['auroc'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS: dict[str, Callable[[Path], str | None]] = {
+    "toy2d-headline": toy2d_headline,
+    "toy2d-table": _file("results/toy2d/results.md"),
+    "toy-full-table": _file("results/toy2d_full/results.md"),
+    "parzen-table": _file("results/toy2d_parzen/parzen.md"),
+    "contrast-headline": contrast_headline,
+    "contrast-table": _file("results/contrast/results.md"),
+    "demos-table": _file("results/contrast/demos/demos.md"),
+    "diffusion-table": _file("results/diffusion/results.md"),
+    "images-headline": images_headline,
+    "images-table": _file("results/images/results.md"),
+    "quality-table": _file("results/images/quality.md"),
+    "ode-ladder-table": _file("results/ode_ladder/results.md"),
+    "vae-estimators-table": _file("results/vae_estimators/estimators.md"),
+    "ood-headline": ood_headline,
+    "ood-table": _file("results/ood/results.md"),
+    "own-data-table": _file("results/own_data/results.md"),
+    "binary-table": _file("results/binary/results.md"),
+    "bench-flows-table": _file("results/bench/flows.md"),
+    "peers-table": _file("results/bench/peers.md"),
+    "images-peers-table": _file("results/bench/images_peers.md"),
+    "families-table": _file("results/bench/families.md"),
+    "scale-table": _file("results/bench/scale.md"),
 }
 FIGURES = {
     "results/toy2d/checkerboard.png": "docs/figures/toy2d_checkerboard.png",
@@ -36,8 +147,8 @@ FIGURES = {
     "results/contrast/demos/sigmoid_not_a_density.png": "docs/figures/sigmoid_not_a_density.png",
     "results/diffusion/moons.png": "docs/figures/diffusion_moons.png",
     "results/toy2d_parzen/checkerboard.png": "docs/figures/parzen_checkerboard.png",
-    "results/images/samples_pixelcnn.png": "docs/figures/samples_pixelcnn.png",
     "results/images/samples.png": "docs/figures/samples_images.png",
+    "results/binary/samples.png": "docs/figures/samples_binary.png",
 }
 
 
@@ -45,22 +156,36 @@ def replace_block(text: str, name: str, body: str) -> str:
     """Replace the text between the begin/end markers of `name` by `body`."""
     pattern = re.compile(rf"(<!-- {re.escape(name)}:begin -->\n).*?(\n<!-- {re.escape(name)}:end -->)", re.S)
     if not pattern.search(text):
-        raise ValueError(
-            f"README.md has no block {name!r}; add '<!-- {name}:begin -->' and ':end -->' markers"
-        )
+        raise ValueError(f"no block {name!r}; add '<!-- {name}:begin -->' and '<!-- {name}:end -->' markers")
     return pattern.sub(lambda m: m.group(1) + body.strip() + m.group(2), text)
 
 
-def update(root: Path = Path("."), readme: str = "README.md") -> list[str]:
-    path = root / readme
-    text = path.read_text()
+def block_names(text: str) -> list[str]:
+    """The generated blocks a page marks."""
+    return re.findall(r"<!-- ([a-z0-9-]+):begin -->", text)
+
+
+def pages(root: Path) -> list[Path]:
+    """README.md and every docs/*.md."""
+    out = [root / "README.md"] if (root / "README.md").exists() else []
+    return out + sorted((root / "docs").glob("*.md"))
+
+
+def update(root: Path = Path(".")) -> list[str]:
+    """Regenerate every page's blocks whose results exist; copy the figures. Returns what changed."""
     done = []
-    for name, source in BLOCKS.items():
-        src = root / source
-        if src.exists() and f"<!-- {name}:begin -->" in text:
-            text = replace_block(text, name, src.read_text())
-            done.append(name)
-    path.write_text(text)
+    for page in pages(root):
+        text = page.read_text()
+        new = text
+        for name in block_names(text):
+            if name not in BLOCKS:
+                raise ValueError(f"{page}: unknown block {name!r}; known: {', '.join(BLOCKS)}")
+            body = BLOCKS[name](root)
+            if body is not None:
+                new = replace_block(new, name, body)
+        if new != text:
+            page.write_text(new)
+            done.append(str(page.relative_to(root)))
     for src, dst in FIGURES.items():
         if (root / src).exists():
             (root / dst).parent.mkdir(parents=True, exist_ok=True)
@@ -70,8 +195,9 @@ def update(root: Path = Path("."), readme: str = "README.md") -> list[str]:
 
 
 def main(argv=None) -> None:
+    """Regenerate the pages and say what changed."""
     done = update()
-    print("README.md updated: " + (", ".join(done) if done else "nothing (no results yet)"), file=sys.stderr)
+    print("updated: " + (", ".join(done) if done else "nothing (no results yet)"), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,103 +1,89 @@
-"""The VAE's two importance-sampling estimates of log p(x) against k, on the same test images.
+"""IWAE vs prior sampling: estimates of log p(x) from a trained VAE against the number of samples k.
 
-    python -m experiments.vae_estimators --run results/images/runs/vae         # make vae-estimators
+    python -m experiments.vae_estimators                 # make vae-estimators (the images study's VAE)
+    python -m experiments.vae_estimators ks=[1,10,100] images=32
 
-For each of `images` test images and each of `repeats` independent repeats, K = max(ks) log
-weights are drawn per proposal, q(z | x) (IWAE) and p(z) (the naive estimate that averages
-p(x | z) over the prior), in memory-bounded chunks; the estimate at every k <= K is read from the
-running log-sum-exp of the same draws. Both are stochastic lower bounds of log p(x) (so their
-bits/dim are upper bounds) that tighten as k grows: the table and figure show how fast (bias:
-the mean over images and repeats) and how noisily (spread: the standard deviation over repeats,
-averaged over images), beside the ELBO. Writes estimators.json / .md / .png in the run directory.
+For a few test images and several independent repeats, both importance-sampling estimators of the
+model's `LatentVariable` capability: from the posterior q(z | x) (IWAE: tight after a few hundred
+samples) and from the prior p(z) (unbiased for p(x) but, in 784 dimensions, its log is far below for
+any affordable k), beside the ELBO. Writes estimators.json, estimators.md and estimators.png.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from experiments.common import build_model, machine_description, markdown_table
-from experiments.configs.images import get_config
-from gen_jax.data.images import IMAGE_SHAPE, load_images
+from experiments.configs.vae_estimators import PRESETS, EstimatorStudyConfig
+from gen_jax.core import ConfigError, nats_to_bits_per_dim
+from gen_jax.core.capabilities import LatentVariable
+from gen_jax.evaluation.cli import run_cli
+from gen_jax.evaluation.images import D, load_image_splits, trained_image_model
+from gen_jax.evaluation.tables import machine_description, markdown_table, write_results
 from gen_jax.likelihood.importance import log_mean_exp_prefixes
-from gen_jax.likelihood.units import nats_to_bits_per_dim
-from gen_jax.models import Model
 from gen_jax.plotting import curve_panels_figure
-from gen_jax.training import TrainConfig, restore_params
 
-D = int(np.prod(IMAGE_SHAPE))
 PROPOSALS = {"posterior": "IWAE (q(z|x))", "prior": "prior sampling (p(z))"}
 
 
-@dataclasses.dataclass(frozen=True)
-class EstimatorStudy:
-    ks: tuple[int, ...] = (1, 10, 100, 1000, 5000)
-    images: int = 16
-    repeats: int = 4
-    chunk_size: int = 100
-    seed: int = 0
-
-
-def estimator_curves(model: Model, params, x: np.ndarray, study: EstimatorStudy) -> dict:
-    """Per proposal, the estimates log p_hat_k(x) in nats, shape (repeats, images, len(ks)), and the
-    ELBO (repeats, images). Uses the model's `parts["log_weights"]` (any `latent_variable_model`)."""
-    log_weights = jax.jit(model.parts["log_weights"], static_argnums=(3, 4, 5))
-    elbo = jax.jit(model.log_prob)
-    key = jax.random.key(study.seed)
-    k_max = max(study.ks)
-    out = {p: [] for p in PROPOSALS}
-    out["elbo"] = []
-    for r in range(study.repeats):
+def estimator_curves(model, params, x: np.ndarray, cfg: EstimatorStudyConfig) -> dict:
+    """Per proposal, the estimates log p_hat_k(x) in nats, (repeats, images, len(ks)), and the ELBO
+    (repeats, images), from the model's `LatentVariable` log weights."""
+    latent = model.get(LatentVariable)
+    if latent is None:
+        raise ConfigError(
+            f"{model.name} has no LatentVariable capability: this study needs a latent-variable model"
+        )
+    log_weights = jax.jit(latent.log_weights, static_argnums=(3, 4, 5))
+    elbo, key, k_max = jax.jit(model.log_prob), jax.random.key(cfg.seed), max(cfg.ks)
+    out = {p: [] for p in (*PROPOSALS, "elbo")}
+    for r in range(cfg.repeats):
         key_r = jax.random.fold_in(key, r)
         for proposal in PROPOSALS:
-            lw = log_weights(params, x, key_r, k_max, proposal, study.chunk_size)  # (images, K)
-            out[proposal].append(np.asarray(log_mean_exp_prefixes(lw, study.ks)))
+            lw = log_weights(params, x, key_r, k_max, proposal, cfg.chunk_size)  # (images, K)
+            out[proposal].append(np.asarray(log_mean_exp_prefixes(lw, cfg.ks)))
         out["elbo"].append(np.asarray(elbo(params, x, key_r)))
     return {name: np.stack(v) for name, v in out.items()}
 
 
-def summarize(curves: dict, study: EstimatorStudy) -> list[dict]:
+def summarize(curves: dict, cfg: EstimatorStudyConfig) -> list[dict]:
     """One row per (proposal, k): mean bits/dim, its standard error over images, and the spread."""
+    bpd = lambda nats: float(nats_to_bits_per_dim(nats, D))
     rows = []
     for proposal, label in PROPOSALS.items():
         est = curves[proposal]  # (R, B, K)
-        per_image = est.mean(0)  # (B, K)
-        for j, k in enumerate(study.ks):
+        per_image = est.mean(0)
+        for j, k in enumerate(cfg.ks):
             rows.append(
                 dict(
                     estimator=label,
                     k=k,
-                    bpd=float(nats_to_bits_per_dim(-per_image[:, j].mean(), D)),
-                    bpd_se=float(
-                        nats_to_bits_per_dim(per_image[:, j].std(ddof=1) / np.sqrt(len(per_image)), D)
-                    ),
-                    spread_bpd=float(nats_to_bits_per_dim(est[:, :, j].std(0, ddof=1).mean(), D)),
+                    bpd=bpd(-per_image[:, j].mean()),
+                    bpd_se=bpd(per_image[:, j].std(ddof=1) / np.sqrt(len(per_image))),
+                    spread_bpd=bpd(est[:, :, j].std(0, ddof=1).mean()),
                 )
             )
-    elbo = curves["elbo"]
+    e = curves["elbo"]
     rows.append(
         dict(
             estimator="ELBO (1 sample)",
             k=1,
-            bpd=float(nats_to_bits_per_dim(-elbo.mean(), D)),
-            bpd_se=float(nats_to_bits_per_dim(elbo.mean(0).std(ddof=1) / np.sqrt(elbo.shape[1]), D)),
-            spread_bpd=float(nats_to_bits_per_dim(elbo.std(0, ddof=1).mean(), D)),
+            bpd=bpd(-e.mean()),
+            bpd_se=bpd(e.mean(0).std(ddof=1) / np.sqrt(e.shape[1])),
+            spread_bpd=bpd(e.std(0, ddof=1).mean()),
         )
     )
     return rows
 
 
 def figure(path: Path, rows: list[dict], title: str) -> None:
-    series_bias, series_spread = {}, {}
-    for label in PROPOSALS.values():
-        rs = [r for r in rows if r["estimator"] == label]
-        series_bias[label] = ([r["k"] for r in rs], [r["bpd"] for r in rs])
-        series_spread[label] = ([r["k"] for r in rs], [r["spread_bpd"] for r in rs])
+    """The estimate and its spread against k, for both proposals."""
+    pick = lambda label, key: (
+        [r["k"] for r in rows if r["estimator"] == label],
+        [r[key] for r in rows if r["estimator"] == label],
+    )
     elbo = next(r for r in rows if r["estimator"].startswith("ELBO"))
     curve_panels_figure(
         path,
@@ -105,7 +91,7 @@ def figure(path: Path, rows: list[dict], title: str) -> None:
         [
             dict(
                 title="estimate (mean over images and repeats)",
-                series=series_bias,
+                series={lb: pick(lb, "bpd") for lb in PROPOSALS.values()},
                 xlabel="k (log scale)",
                 ylabel="bits/dim (upper bound)",
                 hline=(elbo["bpd"], "ELBO"),
@@ -113,9 +99,9 @@ def figure(path: Path, rows: list[dict], title: str) -> None:
             ),
             dict(
                 title="spread over repeats (sd, mean over images)",
-                series=series_spread,
                 xlabel="k (log scale)",
                 ylabel="bits/dim",
+                series={lb: pick(lb, "spread_bpd") for lb in PROPOSALS.values()},
                 yscale="log",
                 xscale="log",
             ),
@@ -123,28 +109,17 @@ def figure(path: Path, rows: list[dict], title: str) -> None:
     )
 
 
-def load_run(workdir: Path, data_dir: str | None = None) -> tuple[Model, object, str]:
-    """Model, evaluation parameters and dataset name of a run written by experiments.images."""
-    meta = json.loads((workdir / "model_config.json").read_text())
-    model = build_model(meta["model"], IMAGE_SHAPE, {meta["model"]: meta["kwargs"]})
-    tcfg = TrainConfig(**json.loads((workdir / "train_config.json").read_text()))
-    example = load_images(meta["dataset"], "train", data_dir=data_dir).images[: tcfg.batch_size]
-    return model, restore_params(model, workdir, example), meta["dataset"]
-
-
-def run(workdir: Path, study: EstimatorStudy, data_dir: str | None = None) -> list[dict]:
-    model, params, dataset = load_run(workdir, data_dir)
-    if "log_weights" not in model.parts:
-        raise ValueError(f"{workdir} holds a {model.name!r} model: this study needs a latent-variable model")
-    x = load_images(dataset, "test", data_dir=data_dir).images[: study.images]
-    rows = summarize(estimator_curves(model, params, x, study), study)
-    (workdir / "estimators.json").write_text(
-        json.dumps(dict(study=dataclasses.asdict(study), rows=rows), indent=1)
-    )
+def run(cfg: EstimatorStudyConfig, fresh: bool = False) -> list[dict]:
+    """The study (see the module docstring)."""
+    out = Path(cfg.out)
+    train_set, test_set = load_image_splits(cfg.setup)
+    r = trained_image_model(cfg.model, cfg.setup, train_set, test_set, fresh)
+    rows = summarize(estimator_curves(r.model, r.params, test_set.images[: cfg.images], cfg), cfg)
     head = (
-        f"{model.name} on {study.images} {dataset} test images, {study.repeats} repeats; bits/dim of each "
-        f"estimate (an upper bound on the true bits/dim); se over images; spread = sd over repeats.\n"
-        f"Machine: {machine_description()}.\n\n"
+        f"{cfg.model} on {cfg.images} {cfg.setup.dataset} test images, {cfg.repeats} repeats; bits/dim of "
+        "each estimate (an upper bound on the true bits/dim in expectation); se over images; spread = sd "
+        "over "
+        f"repeats.\nMachine: {machine_description()}.\n\n"
     )
     cols = [
         ("estimator", "estimator"),
@@ -153,26 +128,15 @@ def run(workdir: Path, study: EstimatorStudy, data_dir: str | None = None) -> li
         ("bpd_se", "± se"),
         ("spread_bpd", "spread"),
     ]
-    (workdir / "estimators.md").write_text(
-        head + markdown_table(rows, cols, digits={"bpd": 3, "bpd_se": 3, "spread_bpd": 4})
-    )
-    figure(workdir / "estimators.png", rows, f"{model.name}: IWAE vs prior sampling against k")
+    write_results(out, rows, None, head + markdown_table(rows, cols, {"spread_bpd": 4}), name="estimators")
+    figure(out / "estimators.png", rows, f"{cfg.model}: IWAE vs prior sampling against k")
+    print((out / "estimators.md").read_text(), flush=True)
     return rows
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--run", default="results/images/runs/vae", help="a VAE run directory of experiments.images"
-    )
-    p.add_argument("--images", type=int, default=EstimatorStudy.images)
-    p.add_argument("--repeats", type=int, default=EstimatorStudy.repeats)
-    p.add_argument("--ks", default=",".join(map(str, EstimatorStudy.ks)))
-    p.add_argument("--data-dir", default=get_config("cpu").data_dir)
-    a = p.parse_args(argv)
-    study = EstimatorStudy(ks=tuple(int(k) for k in a.ks.split(",")), images=a.images, repeats=a.repeats)
-    run(Path(a.run), study, a.data_dir)
-    print((Path(a.run) / "estimators.md").read_text())
+    """The command line (see the module docstring)."""
+    run_cli("vae_estimators", PRESETS, run, argv, default_preset="cpu", doc=__doc__)
 
 
 if __name__ == "__main__":

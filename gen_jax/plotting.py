@@ -160,3 +160,40 @@ def image_panels(path: str | Path, panels: list[tuple[str, np.ndarray]], cols: i
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def score_histograms(
+    path: str | Path, title: str, scores: dict, set_names, titles: dict | None = None
+) -> None:
+    """One panel per (view, score): the score's histogram on the in-distribution images against each
+    OOD set, each normalized to unit area. `scores`: view -> set -> score name -> values ("in" the
+    in-distribution set). The axis spans "in" and the first OOD set with a margin; values of the other
+    sets beyond it are piled into the edge bins (noise and constant images are often thousands of nats
+    away)."""
+    plt = _plt()
+    titles = titles or {}
+    panels = [(v, s) for v, by_set in scores.items() for s in by_set["in"]]
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
+    for ax, (view, score) in zip(axes.ravel(), panels, strict=False):
+        series = {"in-distribution": scores[view]["in"][score]}
+        series.update({titles.get(s, s): scores[view][s][score] for s in set_names})
+        core = np.concatenate([v[np.isfinite(v)] for v in list(series.values())[:2]])
+        lo, hi = np.quantile(core, [0.005, 0.995]) if len(core) else (0.0, 1.0)
+        pad = 0.15 * (hi - lo) if hi > lo else 1.0
+        lo, hi = lo - pad, hi + pad
+        for label, v in series.items():
+            clipped = np.clip(np.nan_to_num(v, neginf=lo, posinf=hi), lo, hi)
+            ax.hist(clipped, bins=np.linspace(lo, hi, 41), density=True, histtype="step", lw=1.2, label=label)
+        ax.set_title(f"{view}: {score}", fontsize=9)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_axis_off()
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

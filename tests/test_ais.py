@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.likelihood.ais import ais, bernoulli_base, gaussian_base, log_mean_exp_se, reverse_ais, schedule
+from gen_jax.likelihood.ais import ais, log_mean_exp_se, reverse_ais
 from gen_jax.likelihood.enumerate import all_binary_states, enumerate_log_z, sample_enumerated, state_index
+from gen_jax.sampling.anneal import bernoulli_base, gaussian_base, schedule
 
 MEAN = jnp.array([1.0, -2.0])
 COV = jnp.array([[2.0, 0.8], [0.8, 0.5]])
@@ -115,9 +116,9 @@ def test_whitened_ais_finds_log_z_when_scales_differ_a_hundredfold():
     """`normalize.ais_log_z` runs AIS in coordinates that whiten the reference, then adds sum log s:
     on a Gaussian energy whose axes differ 100x in scale it recovers log Z, where one isotropic
     MALA step size for both axes would have to suit the narrow one."""
+    from gen_jax.core import Kind, Model
     from gen_jax.likelihood.ais import AISConfig
     from gen_jax.likelihood.normalize import NormalizeConfig, ais_log_z
-    from gen_jax.models.base import Kind, Model
 
     scale = np.array([0.05, 5.0, 1.0], np.float32)
     mean = np.array([3.0, -1.0, 0.5], np.float32)
@@ -136,7 +137,7 @@ def test_noise_path_ais_recovers_the_log_z_of_a_smoothed_gaussian_and_matches_ge
     """A noise-conditional family with known normalizers, f(x, s) = exp(-|x - m|^2 / 2 (c^2 + s^2))
     in 6 dimensions: AIS along the noise path (base -> s_max -> s_min) finds log Z(s_min), and the
     geometric path to the same target agrees; the path's ends are the base and the target."""
-    from gen_jax.likelihood.ais import noise_path
+    from gen_jax.sampling.anneal import noise_path
 
     d, c, s_min, s_max = 6, 0.7, 0.05, 3.0
     m = jnp.linspace(-1.0, 1.0, d)

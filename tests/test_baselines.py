@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.data.toy2d import get_toy
+from gen_jax.evaluation import evaluate_nll
 from gen_jax.likelihood import grid_mass
-from gen_jax.models import evaluate_nll, make_model
+from gen_jax.models import make_model
 from gen_jax.training import TrainConfig, train
 
 

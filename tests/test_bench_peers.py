@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from experiments.bench_peers import batch_order, export_data, load_export, markdown, speed_ratios
-from experiments.common import load_vector_data
-from gen_jax.models.base import Kind, Model
+from gen_jax.core import Kind, Model
+from gen_jax.evaluation.vector import load_vector_data
 from gen_jax.training import TrainConfig, sequential_batches, train
 
 
@@ -61,7 +61,7 @@ def test_training_on_an_ordered_batch_sees_exactly_those_batches():
 
 
 def test_run_once_rejects_a_batch_order_too_short():
-    from experiments.bench_flows import run_once
+    from experiments.benchlib import run_once
 
     with pytest.raises(ValueError, match="does not cover"):
         run_once("realnvp", "moons", 10, 0, 5, batch_order=np.zeros((5, 512), np.int32))

@@ -6,7 +6,6 @@ eps*(z, t) = sigma_t V_t^{-1} (z - alpha_t mu): plugged into the process, every 
 sampler has a known answer.
 """
 
-import dataclasses
 import json
 import math
 
@@ -15,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gen_jax.core.units import nats_to_bits_per_dim
+from gen_jax.evaluation import evaluate_nll
 from gen_jax.likelihood import diffusion_bound as bound
 from gen_jax.likelihood.ode import (
     ODEConfig,
@@ -23,12 +24,11 @@ from gen_jax.likelihood.ode import (
     ode_log_prob,
     sample_probe,
 )
-from gen_jax.likelihood.units import nats_to_bits_per_dim
-from gen_jax.models import Kind, evaluate_nll, make_model
-from gen_jax.models.diffusion import CosineLogSNR, LearnedLogSNR, LinearLogSNR, VPProcess
+from gen_jax.models import Kind, make_model
 from gen_jax.nn.unet import UNet
+from gen_jax.process import CosineLogSNR, LearnedLogSNR, LinearLogSNR, VPProcess
 from gen_jax.sampling.diffusion import ode_sample, sde_sample
-from gen_jax.training import TrainConfig, restore_params
+from gen_jax.training import TrainConfig
 
 MU = jnp.array([0.5, -1.0])
 COV = jnp.array([[0.6, 0.35], [0.35, 1.2]])
@@ -187,7 +187,7 @@ def test_losses_simple_elbo_and_learned_schedule():
     schedule's variance objective adds a zero-valued term that leaves the network's and the
     endpoints' gradients those of the bound and moves the schedule's shape (one compile)."""
     x = jnp.asarray(_moons(64, jax.random.key(20)))
-    kw = dict(hidden=16, num_blocks=1, embed_dim=8)
+    kw = dict(width=16, num_blocks=1, embed_dim=8)
     simple = make_model("diffusion", (2,), loss="simple", **kw)
     elbo = make_model("diffusion", (2,), loss="elbo", **kw)
     learned = {
@@ -240,20 +240,23 @@ def test_trained_model_bound_is_below_its_ode_likelihood(tmp_path):
     smoothed by that noise, about 0.03: a gap far outside the Monte Carlo error. (With the default
     gamma_min = -10 both sit within a few hundredths of a nat of each other; see results/diffusion.)
     """
-    from experiments.common import VectorData, fit_and_evaluate
     from gen_jax.data.toy2d import get_toy
+    from gen_jax.evaluation.fit import VectorEval, fit_and_evaluate
+    from gen_jax.evaluation.runs import RunSpec, train_or_reuse
+    from gen_jax.evaluation.vector import VectorData
 
-    model = make_model(
-        "diffusion", (2,), gamma_min=-4.0, hidden=64, num_blocks=2, elbo_samples=64, sample_steps=50
-    )
+    options = dict(gamma_min=-4.0, width=64, num_blocks=2, elbo_samples=64, sample_steps=50, ode_grid_n=12)
+    model = make_model("diffusion", (2,), **options)
     assert model.kind == Kind.LOWER_BOUND and model.estimators["ode"].kind == Kind.EXACT
-    model = model.replace(estimators={"ode": dataclasses.replace(model.estimators["ode"], grid_n=12)})
     train_x, test_x = _moons(20_000, jax.random.key(10)), _moons(1000, jax.random.key(11))
-    data = VectorData("moons", train_x, test_x, box=get_toy("moons").box)
+    data = VectorData(
+        "moons", np.asarray(train_x), np.asarray(test_x), box=get_toy("moons").box, digest="test"
+    )
     cfg = TrainConfig(
         steps=800, batch_size=256, lr=3e-3, steps_per_dispatch=200, checkpoint_every=None, progress=False
     )
-    rows = fit_and_evaluate(model, data, cfg, tmp_path / "run", grid_n=24, n_samples=500)
+    spec = RunSpec("diffusion", (2,), options, cfg, {"dataset": "moons"})
+    rows = fit_and_evaluate(spec, data, tmp_path, VectorEval(grid_n=24, n_samples=500))
     assert [(r["model"], r["likelihood_kind"]) for r in rows] == [
         ("diffusion", "lower_bound"),
         ("diffusion/ode", "exact"),
@@ -265,7 +268,9 @@ def test_trained_model_bound_is_below_its_ode_likelihood(tmp_path):
         assert np.all(np.isfinite(r["samples"]))
     assert ode_row["test_nll"] < 2.394 + 0.25  # moons' true entropy is 2.394 nats
     # the same points, paired: the bound's NLL is above the ODE's, far outside the Monte Carlo error
-    params = restore_params(model, tmp_path / "run", data.train[:256], cfg)
+    run = train_or_reuse(spec, tmp_path, data.train)  # the finished run, restored
+    assert run.reused
+    params = run.params
     key = jax.random.key(12)
     views = dict(model.views())
     _, _, elbo_per = evaluate_nll(views["diffusion"], params, data.test, key)
@@ -273,7 +278,7 @@ def test_trained_model_bound_is_below_its_ode_likelihood(tmp_path):
     np.testing.assert_allclose(ode_per.mean(), ode_row["test_nll"], atol=1e-4)  # exact: no key dependence
     d = elbo_per - ode_per
     assert d.mean() > 4 * d.std() / math.sqrt(len(d)), (elbo_per.mean(), ode_per.mean())
-    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    lines = (run.workdir / "metrics.jsonl").read_text().splitlines()
     losses = [row["loss"] for row in map(json.loads, lines) if "loss" in row]
     assert losses[-1] < losses[0] - 0.5
 
@@ -296,7 +301,7 @@ def test_8bit_models_bound_dequantized_ode_and_decoder():
     (one compile for all of it); the U-Net image model is checked by kinds and one shape trace
     (jax.eval_shape: compiling a U-Net takes tens of seconds on a CPU)."""
     x = jax.random.randint(jax.random.key(0), (3, 4), 0, 256).astype(jnp.float32)
-    vec = make_model("diffusion", (4,), data="8bit", hidden=16, num_blocks=1, elbo_samples=4)
+    vec = make_model("diffusion", (4,), data="8bit", width=16, num_blocks=1, elbo_samples=4)
     assert vec.estimators["ode"].kind == Kind.ESTIMATE  # exact divergence, but a dequantization bound
     params = vec.init(jax.random.key(1), x)
     params["net"] = jax.tree_util.tree_map(lambda p: p + 0.1, params["net"])  # not the zero predictor
@@ -308,7 +313,7 @@ def test_8bit_models_bound_dequantized_ode_and_decoder():
         return (
             vec.loss(params, x, k[1]),
             vec.log_prob(params, x, k[2]),
-            vec.parts["decode_sample"](params, z0, k[3]),
+            vec.internals["decode_sample"](params, z0, k[3]),
             vec.estimators["ode"].log_prob(params, x, k[3]),
         )
 

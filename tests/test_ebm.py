@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gen_jax.core.capabilities import BoundedCorrection, ContinuousSpace, NoisePath
 from gen_jax.likelihood.ais import AISConfig
 from gen_jax.likelihood.normalize import NormalizeConfig, normalize, with_log_z
 from gen_jax.models import Kind, make_model
@@ -28,7 +29,7 @@ def gauss_data():
 
 
 def _relative_error(model, params, x, target_cov):
-    score = jax.vmap(lambda xi: model.parts["score"](params, xi))(jnp.asarray(x))
+    score = jax.vmap(lambda xi: model.internals["score"](params, xi))(jnp.asarray(x))
     target = -(x - MEAN) @ np.linalg.inv(target_cov).T
     return float(np.linalg.norm(np.asarray(score) - target) / np.linalg.norm(target))
 
@@ -143,9 +144,17 @@ def test_unet_energy_is_the_denoising_error_and_declares_its_noise_path():
     from gen_jax.likelihood.normalize import has_noise_path
 
     model = make_model(
-        "ebm_dsm_ladder", (8, 8, 1), energy_net="unet", unet_channels=(8,), unet_patch=1,
-        unet_attention=False, sigma=0.5, sigma_max=50.0, continuous_sigma=True, prior_scale=1e6,
-    )  # fmt: skip
+        "ebm_dsm_ladder",
+        (8, 8, 1),
+        energy_net="unet",
+        unet_channels=(8,),
+        unet_patch=1,
+        unet_attention=False,
+        sigma=0.5,
+        sigma_max=50.0,
+        continuous_sigma=True,
+        prior_scale=1e6,
+    )
     x = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1)).astype(np.float32)
     params = model.init(jax.random.key(0), x)
     mean, scale = float(params["stats"]["mean"]), float(params["stats"]["scale"])
@@ -154,9 +163,10 @@ def test_unet_energy_is_the_denoising_error_and_declares_its_noise_path():
         s = sigma / scale
         expect = s**2 * np.sum(((np.asarray(v) - mean) / scale) ** 2) / (2 * (1 + s**2) ** 2)
         tol = dict(rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(model.parts["energy"](params, v, sigma), expect, **tol)
-        np.testing.assert_allclose(model.parts["log_prob_at"](params, v, sigma), -expect, **tol)
-    assert has_noise_path(model) and model.info["noise_range"] == (0.5, 50.0)
+        np.testing.assert_allclose(model.internals["energy"](params, v, sigma), expect, **tol)
+        np.testing.assert_allclose(model.get(ContinuousSpace).log_density(params, v, sigma), -expect, **tol)
+    path = model.get(NoisePath)
+    assert has_noise_path(model) and (path.sigma_min, path.sigma_max) == (0.5, 50.0)
     loss, _ = jax.jit(model.loss)(params, jnp.asarray(x), jax.random.key(1))
     assert np.isfinite(float(loss))
     with pytest.raises(ValueError, match="dsm_ladder"):
@@ -174,9 +184,15 @@ def test_gaussian_quadratic_in_logit_space_has_its_exact_log_z_by_ais(path, temp
     from gen_jax.data.transforms import LogitTransform
 
     model = make_model(
-        "ebm_dsm_ladder", (6, 6, 1), logit_alpha=1e-3, quadratic="gaussian", conv_features=(4,),
-        sigma=0.05, sigma_max=2.0, continuous_sigma=True,
-    )  # fmt: skip
+        "ebm_dsm_ladder",
+        (6, 6, 1),
+        logit_alpha=1e-3,
+        quadratic="gaussian",
+        conv_features=(4,),
+        sigma=0.05,
+        sigma_max=2.0,
+        continuous_sigma=True,
+    )
     rng = np.random.default_rng(0)
     x = np.clip(rng.normal(128, 60, (500, 6, 6, 1)) + 40 * rng.normal(size=(500, 1, 1, 1)), 0, 255)
     x = x.astype(np.uint8)
@@ -193,28 +209,33 @@ def test_gaussian_quadratic_in_logit_space_has_its_exact_log_z_by_ais(path, temp
     key = jax.random.key(2)
     v = x[:4].astype(np.float32) + np.asarray(jax.random.uniform(key, x[:4].shape))
     z, ld = LogitTransform(1e-3).forward_and_log_det(jnp.asarray(v) / 256.0)
-    energies = jax.vmap(lambda zi: model.parts["energy"](params, zi, 0.05))(z)
+    energies = jax.vmap(lambda zi: model.internals["energy"](params, zi, 0.05))(z)
     expect = -energies + jnp.sum(ld.reshape(4, -1), 1) - 36 * math.log(256.0) - est["log_z_ais"]
     np.testing.assert_allclose(normalized.log_prob(params, x[:4], key), expect, rtol=1e-5)
 
 
-def test_bounded_correction_brackets_log_z_and_ais_lands_inside():
+def test_bounded_correction_bracket_holds_on_a_grid_and_ais_matches_the_grid():
     """correction_bound=B on the Gaussian quadratic: E = B tanh(f / B) - log N, so log Z lies in
     (-B, B) whatever the network is. A network with large outputs (scaled-up weights) gives a
     log Z, computed on a grid in 2D, well away from 0 yet inside the bracket the model declares;
-    AIS agrees with the grid."""
+    AIS agrees with the grid (an independent check, which a wrong path or weight would fail)."""
     from gen_jax.likelihood.grid import log_integrate_2d
 
     bound = 2.0
     model = make_model(
-        "ebm_dsm_ladder", (2,), quadratic="gaussian", correction_bound=bound, sigma=0.05, sigma_max=1.0,
+        "ebm_dsm_ladder",
+        (2,),
+        quadratic="gaussian",
+        correction_bound=bound,
+        sigma=0.05,
+        sigma_max=1.0,
         hidden=(32, 32),
-    )  # fmt: skip
+    )
     x = np.random.default_rng(0).normal(size=(400, 2)) * np.array([1.0, 0.3]) + np.array([0.5, -1.0])
     params = model.init(jax.random.key(0), x.astype(np.float32))
     params = {**params, "net": jax.tree_util.tree_map(lambda w: 4.0 * w, params["net"])}
-    assert model.parts["log_z_bracket"] == (-bound, bound)
-    log_f = lambda y: -jax.vmap(lambda yi: model.parts["energy"](params, yi))(y)
+    assert model.get(BoundedCorrection).bound == bound
+    log_f = lambda y: -jax.vmap(lambda yi: model.internals["energy"](params, yi))(y)
     grid = log_integrate_2d(log_f, (-6.5, 7.5, -3.5, 1.5), n=600)
     assert 0.1 < abs(grid) < bound, grid  # the network moved log Z, within the bracket
     cfg = NormalizeConfig(ais=AISConfig(num_chains=64, num_temps=200, num_pilot=16))
@@ -238,7 +259,7 @@ def test_time_score_target_is_unbiased_for_the_exact_smoothed_gaussian():
         y = jnp.asarray(x) + sigma * eps
 
         def r(yi, ei):
-            de_ds = jax.grad(model.parts["energy"], argnums=2)(params, yi, sigma)
+            de_ds = jax.grad(model.internals["energy"], argnums=2)(params, yi, sigma)
             return sigma * de_ds + jnp.sum(ei**2) - 2
 
         vals = np.asarray(jax.vmap(r)(y, eps))

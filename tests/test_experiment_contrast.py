@@ -1,6 +1,5 @@
 """The contrast experiment's demonstrations, and the tiny discrete world where everything is exact."""
 
-import dataclasses
 import math
 
 import jax
@@ -8,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.configs.contrast import get_config
-from experiments.contrast import demo_rows, run_demos
+from experiments import demos as demos_exp
+from experiments.configs.contrast import DEMO_PRESETS
 from gen_jax.data.patches import empirical_entropy, random_patches
+from gen_jax.evaluation.config import resolve
 from gen_jax.likelihood.ais import AISConfig
 from gen_jax.likelihood.enumerate import all_binary_states
 from gen_jax.likelihood.normalize import NormalizeConfig, normalize
@@ -21,8 +21,8 @@ def test_naive_mle_diverges_while_score_matching_converges(tmp_path):
     """The demonstration of `make contrast` (smoke size): maximizing raw log p~ runs away, the true
     NLL (raw + grid log Z) gets worse; the same network under DSM improves; a sigmoid output
     integrates to far more than 1."""
-    cfg = dataclasses.replace(get_config("smoke"), out=str(tmp_path))
-    demos = run_demos(cfg, resume=False)
+    cfg = resolve(DEMO_PRESETS["smoke"], [f"out={tmp_path}"])
+    demos = demos_exp.run(cfg)
     naive, dsm = demos["mle"]["ebm_naive_mle"], demos["mle"]["ebm_dsm"]
     assert len(naive["raw_nll"]) >= 3
     assert np.all(np.diff(naive["raw_nll"]) < 0), naive["raw_nll"]  # the raw objective keeps falling
@@ -30,10 +30,11 @@ def test_naive_mle_diverges_while_score_matching_converges(tmp_path):
     assert naive["true_nll"][-1] > naive["true_nll"][0] > demos["true_entropy"] + 10.0, naive["true_nll"]
     assert dsm["true_nll"][-1] < dsm["true_nll"][0] < demos["true_entropy"] + 2.0, dsm["true_nll"]
     assert demos["sigmoid"]["grid_integral"] > 5.0
-    rows = demo_rows(demos)
+    rows = demos_exp.rows(demos)
     assert [r["model"] for r in rows] == ["ebm_naive_mle", "ebm_dsm", "sigmoid_net"]
-    assert (tmp_path / "demos" / "naive_mle_diverges.png").exists()
-    assert (tmp_path / "demos" / "sigmoid_not_a_density.png").exists()
+    assert (tmp_path / "naive_mle_diverges.png").exists() and (
+        tmp_path / "sigmoid_not_a_density.png"
+    ).exists()
 
 
 @pytest.fixture(scope="module")

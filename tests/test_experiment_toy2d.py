@@ -1,45 +1,58 @@
-"""`make demo`'s experiment end to end on a tiny config: files, keys, numbers, resume."""
+"""`make demo`'s experiment end to end on a tiny config: files, keys, numbers, reuse keyed by config."""
 
-import dataclasses
 import json
 import math
 
 import numpy as np
 
 from experiments import toy2d
-from experiments.configs.toy2d import get_config
+from experiments.configs.toy2d import PRESETS
+from gen_jax.evaluation.config import resolve
 
 
-def test_toy2d_smoke(tmp_path):
-    cfg = dataclasses.replace(
-        get_config("smoke"),
-        datasets=("moons",),
-        models=("nsf", "gaussian"),
-        out=str(tmp_path / "toy"),
-        parzen_samples=0,  # the Parzen report has its own test (test_experiment_parzen)
-    )
+def _smoke(tmp_path, *overrides):
+    return resolve(PRESETS["smoke"], [f"out={tmp_path / 'toy'}", "parzen_samples=0", *overrides])
+
+
+def test_toy2d_smoke_and_reuse_by_config(tmp_path):
+    cfg = _smoke(tmp_path, "datasets=[moons]", "models=[nsf,gaussian]")
     rows = toy2d.run(cfg)
     out = tmp_path / "toy"
     saved = json.loads((out / "results.json").read_text())
     assert len(saved) == 2 and all(list(r) == list(toy2d.KEYS) for r in saved)
     for r in saved:
-        assert r["likelihood_kind"] == "exact"
+        assert r["likelihood_kind"] == "exact" and r["reused"] is False
         assert math.isclose(r["gap"], r["test_nll"] - r["true_entropy"], abs_tol=1e-9)
         assert abs(r["true_entropy"] - 2.394) < 0.01
-        assert 0.8 < r["grid_mass"] < 1.05 and r["steps"] == cfg.train.steps and r["params"] > 0
+        assert 0.8 < r["grid_mass"] < 1.05 and r["params"] > 0
     assert (out / "moons.png").stat().st_size > 10_000
     assert "| moons | nsf | exact |" in (out / "results.md").read_text()
-    # resume reuses finished runs instead of retraining them
-    again = toy2d.run(cfg, resume=True)
-    assert [r["test_nll"] for r in again] == [r["test_nll"] for r in rows]
+    # the same config: reused, the same numbers, nothing trained
+    again = toy2d.run(cfg)
+    assert [r["test_nll"] for r in again] == [r["test_nll"] for r in rows] and all(r["reused"] for r in again)
+    # a changed config (the NSF's bins, its learning rate) is a new run with its own saved config
+    changed = toy2d.run(
+        _smoke(tmp_path, "datasets=[moons]", "models=[nsf]", "model_options.nsf.num_bins=5", "train.lr=3e-3")
+    )
+    assert not changed[0]["reused"] and changed[0]["test_nll"] != rows[0]["test_nll"]
+    dirs = sorted((out / "runs" / "moons").glob("nsf-*"))
+    assert len(dirs) == 2
+    configs = [json.loads((d / "config.json").read_text()) for d in dirs]
+    assert sorted(c["options"]["num_bins"] for c in configs) == [5, 8]
+    assert sorted(c["train"]["lr"] for c in configs) == [1e-3, 3e-3]
 
 
-def test_toy2d_user_file(tmp_path):
-    x = np.random.default_rng(0).normal(size=(600, 3)).astype(np.float32)
-    np.save(tmp_path / "mine.npy", x)
-    cfg = dataclasses.replace(
-        get_config("smoke"), datasets=(str(tmp_path / "mine.npy"),), models=("maf",), out=str(tmp_path / "o")
+def test_toy2d_user_files(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "train.npy", rng.normal(size=(600, 3)).astype(np.float32))
+    np.savetxt(tmp_path / "test.csv", rng.normal(size=(200, 3)), delimiter=",")
+    cfg = _smoke(
+        tmp_path,
+        f"files.train={tmp_path / 'train.npy'}",
+        f"files.test={tmp_path / 'test.csv'}",
+        "models=[maf]",
     )
     (row,) = toy2d.run(cfg)
-    assert row["dataset"] == "mine" and row["true_entropy"] is None and row["gap"] is None
-    assert row["grid_mass"] is None and np.isfinite(row["test_nll"])
+    assert row["dataset"] == "train" and row["true_entropy"] is None and row["gap"] is None
+    assert row["grid_mass"] is None and np.isfinite(row["test_nll"]) and row["n_eval"] == 200
+    assert row["test_outside_fraction"] == 0.0

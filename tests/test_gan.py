@@ -47,7 +47,7 @@ def test_image_pair_shapes(key):
     assert params["generator"]["Dense_0"]["kernel"].shape == (8, 7 * 7 * 8)
     samples = jax.eval_shape(lambda p: model.sample(p, key, 3), params)
     assert samples.shape == (3, 28, 28, 1) and samples.dtype == jnp.uint8  # 8-bit, like the data
-    logits = jax.eval_shape(model.parts["discriminate"], params["discriminator"], images)
+    logits = jax.eval_shape(model.internals["discriminate"], params["discriminator"], images)
     assert logits.shape == (5,)
     for batch in (images, jax.ShapeDtypeStruct((5, 28, 28, 1), jnp.uint8)):  # raw 8-bit data is dequantized
         loss, metrics = jax.eval_shape(model.loss, params, batch, key)
@@ -91,7 +91,7 @@ def test_gradient_penalty_on_linear_discriminators(key, shape):
 def test_one_loss_gives_each_player_its_own_gradient(key):
     """grad wrt D of the joint loss = grad of D's loss; grad wrt G = grad of G's non-saturating loss."""
     model = make_model("gan", (2,), hidden=(16,), penalty="wgan-gp", penalty_weight=0.5)
-    gen, disc = model.parts["generate"], model.parts["discriminate"]
+    gen, disc = model.internals["generate"], model.internals["discriminate"]
     batch = get_toy("8gaussians").sample(jax.random.fold_in(key, 1), 32)
     params = jax.jit(model.init)(key, batch)
 

@@ -7,10 +7,11 @@ import jax
 import numpy as np
 import pytest
 
+from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.data.arrays import DataError
 from gen_jax.data.images import check_uint8_images, load_images
-from gen_jax.likelihood.units import nats_to_bits_per_dim
-from gen_jax.models import evaluate_nll, make_model
+from gen_jax.evaluation import evaluate_nll
+from gen_jax.models import make_model
 from gen_jax.training import TrainConfig, train
 
 

@@ -6,8 +6,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from experiments.common import load_vector_data
-from gen_jax.models import evaluate_nll, make_model
+from gen_jax.evaluation import evaluate_nll
+from gen_jax.evaluation.vector import load_vector_data
+from gen_jax.models import make_model
 from gen_jax.training import TrainConfig, train
 
 

@@ -40,10 +40,12 @@ def test_linear_fm_vjp_and_second_order():
 
     for a, b in zip(jax.grad(f, (0, 1))(w, x), jax.grad(ref, (0, 1))(w, x), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    hess = jax.jacrev(jax.grad(f))(w, x)  # reverse over reverse (forward mode: no, a custom VJP)
+    hess = jax.jacrev(jax.grad(f))(w, x)  # reverse over reverse
     np.testing.assert_allclose(hess, jax.jacrev(jax.grad(ref))(w, x), rtol=1e-4, atol=1e-5)
-    with pytest.raises(TypeError, match="forward-mode"):
-        jax.jvp(lambda w: f(w, x), (w,), (w,))
+    hess = jax.hessian(f)(w, x)  # forward over reverse (its own JVP rule)
+    np.testing.assert_allclose(hess[0][0], jax.hessian(ref)(w, x)[0][0], rtol=1e-4, atol=1e-5)
+    _, tangent = jax.jvp(lambda w: f(w, x), (w,), (w,))
+    np.testing.assert_allclose(tangent, jax.jvp(lambda w: ref(w, x), (w,), (w,))[1], rtol=1e-5)
 
 
 def test_feature_major_products_are_plain_gemms():

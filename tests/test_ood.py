@@ -1,7 +1,6 @@
-"""Anomaly detection (`gen_jax.ood`, `make ood`): metrics against scikit-learn, the scores, the
+"""Anomaly detection (`gen_jax.evaluation.ood`, `make ood`): metrics against scikit-learn, the scores, the
 perturbation, the OOD sets, and the experiment end to end on synthetic images."""
 
-import dataclasses
 import gzip
 import json
 
@@ -11,11 +10,12 @@ import numpy as np
 import pytest
 
 from experiments import ood as ood_exp
-from experiments.configs.ood import get_config
-from gen_jax import ood
+from experiments.configs.ood import PRESETS
+from gen_jax.core import Kind, Model
 from gen_jax.data import images as images_data
 from gen_jax.data.arrays import DataError
-from gen_jax.models.base import Kind, Model
+from gen_jax.evaluation import ood
+from gen_jax.evaluation.config import resolve
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -208,12 +208,14 @@ def test_ood_smoke(tmp_path, monkeypatch):
         monkeypatch.setitem(images_data.DATASETS, name, (name, idx_name, {"train": 256, "test": 64}))
     _fake_data(tmp_path / "data", 256, 64)
     np.save(tmp_path / "mine.npy", ood.uniform_noise(20, seed=9))
-    cfg = dataclasses.replace(
-        get_config("smoke"),
-        out=str(tmp_path / "ood"),
-        images_out=str(tmp_path / "images"),
-        data_dir=str(tmp_path / "data"),
-        user_sets={"mine": str(tmp_path / "mine.npy")},
+    cfg = resolve(
+        PRESETS["smoke"],
+        [
+            f"out={tmp_path / 'ood'}",
+            f"setup.runs={tmp_path / 'images'}",
+            f"setup.data_dir={tmp_path / 'data'}",
+            f"user_sets.mine={tmp_path / 'mine.npy'}",
+        ],
     )
     rows = ood_exp.run(cfg)
     saved = json.loads((tmp_path / "ood" / "results.json").read_text())
@@ -232,8 +234,8 @@ def test_ood_smoke(tmp_path, monkeypatch):
     by = {(r["score"], r["ood_set"]): r["auroc"] for r in saved}
     assert by[("log_p", "noise")] > 0.9
     assert (tmp_path / "ood" / "hist_pixel_cat.png").exists()
-    assert (tmp_path / "ood" / "background" / "pixel_cat" / "checkpoints").is_dir()
+    assert list((tmp_path / "ood" / "runs" / "fashion_mnist_perturbed").glob("pixel_cat-*/checkpoints"))
     assert "**" in (tmp_path / "ood" / "results.md").read_text()
-    # --resume: the cached scores give the same rows
-    again = ood_exp.run(cfg, resume=True)
+    # a second run: the cached scores give the same rows
+    again = ood_exp.run(cfg)
     assert [r["auroc"] for r in again] == [r["auroc"] for r in rows]

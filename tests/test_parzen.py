@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
+from gen_jax.evaluation import evaluate_nll
 from gen_jax.likelihood.parzen import (
     KIND,
     kde_log_prob,
@@ -19,7 +20,7 @@ from gen_jax.likelihood.parzen import (
     parzen_log_prob,
     select_bandwidth,
 )
-from gen_jax.models import Kind, evaluate_nll, make_model
+from gen_jax.models import Kind, make_model
 
 
 def _normal(key, n, d=2):

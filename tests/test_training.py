@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from gen_jax.data.toy2d import get_toy
-from gen_jax.models import evaluate_nll, make_model
+from gen_jax.evaluation import evaluate_nll
+from gen_jax.models import make_model
 from gen_jax.training import NonFiniteLossError, TrainConfig, restore_params, train
 
 CFG = TrainConfig(
@@ -162,13 +163,8 @@ def test_cpu_compile_options_by_step_size_and_unknown_ones_fall_back(moons):
     """Small steps compile with CPU_COMPILER_OPTIONS, large ones with XLA's defaults, a config's
     own dict wins; an option this XLA does not know falls back to its defaults with a warning; the
     emitters change how XLA compiles, not what the step computes."""
-    from gen_jax.training import (
-        CPU_COMPILER_OPTIONS,
-        SMALL_STEP_FLOPS,
-        CompiledOnFirstCall,
-        compiler_options_for,
-        step_flops,
-    )
+    from gen_jax.training import CPU_COMPILER_OPTIONS, SMALL_STEP_FLOPS, compiler_options_for, step_flops
+    from gen_jax.training.compiler import CompiledOnFirstCall
 
     assert compiler_options_for(CFG, 1e6) == CPU_COMPILER_OPTIONS
     assert compiler_options_for(CFG, 10 * SMALL_STEP_FLOPS) == {} == compiler_options_for(CFG, None)

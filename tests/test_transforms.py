@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.data.transforms import (
     LogitTransform,
     binarize,
@@ -14,7 +15,6 @@ from gen_jax.data.transforms import (
     discrete_log_prob_from_continuous,
     fixed_binarization,
 )
-from gen_jax.likelihood.units import nats_to_bits_per_dim
 
 
 def test_uniform_density_is_8_bits_per_dim():

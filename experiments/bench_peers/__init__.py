@@ -66,7 +66,7 @@ def batch_order(n: int, steps: int, batch_size: int = BATCH, seed: int = 0) -> n
 def export_data(path: str | Path, dataset: str, steps: int, seed: int = 0) -> Path:
     """Write the benchmark's arrays of `dataset` (train, test, true_entropy) and a batch order of
     `steps` batches to `path` (.npz): the one file every library reads."""
-    from experiments.common import load_vector_data
+    from gen_jax.evaluation.vector import load_vector_data
 
     data = load_vector_data(dataset, N_TRAIN, N_TEST, seed=0)  # bench_flows.run_once's arrays
     path = Path(path)
@@ -107,7 +107,7 @@ def speed_ratios(rows: list[dict]) -> list[dict]:
 
 def markdown(rows: list[dict], meta: dict) -> str:
     """peers.md: the speed-ratio table, the full table, the machine and what differs."""
-    from experiments.common import markdown_table
+    from gen_jax.evaluation.tables import markdown_table
 
     ratio_cols = [("model", "model"), ("dataset", "dataset")]
     ratio_cols += [(f"{lib}_steps_per_sec", f"{lib} steps/s") for lib in LIBRARIES]

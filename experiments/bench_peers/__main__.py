@@ -33,7 +33,7 @@ def gen_jax_run(data_path: str, dataset: str, model: str, seed: int, steps: int)
     import jax
 
     import gen_jax
-    from experiments.bench_flows import run_once
+    from experiments.benchlib import run_once
 
     export = load_export(data_path)  # the arrays every library reads
     data = types.SimpleNamespace(
@@ -119,7 +119,7 @@ def main(argv=None) -> None:
 
 
 def write(out: Path, rows: list[dict], a, entropy: dict) -> None:
-    from experiments.common import machine_description, write_results
+    from gen_jax.evaluation.tables import machine_description, write_results
 
     versions = {}
     for r in rows:

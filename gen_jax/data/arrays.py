@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gen_jax.core.errors import DataError
 
-class DataError(ValueError):
-    """Input data that cannot be used as given; the message says what to change."""
+__all__ = ["DataError", "check_array", "load_array"]
 
 
 def load_array(path: str | Path) -> np.ndarray:

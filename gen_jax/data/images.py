@@ -41,6 +41,8 @@ IMAGE_SHAPE = (28, 28, 1)
 
 @dataclasses.dataclass(frozen=True)
 class ImageData:
+    """One split of an image dataset: uint8 images (n, 28, 28, 1), integer labels, where they came from."""
+
     name: str
     split: str
     images: np.ndarray  # uint8 (n, 28, 28, 1)
@@ -63,6 +65,7 @@ class ImageData:
 
 
 def canonical_name(name: str) -> str:
+    """The dataset's key in DATASETS ("fashion-mnist" -> "fashion_mnist"); an unknown name is an error."""
     key = name.lower().replace("-", "_")
     if key not in DATASETS:
         raise ValueError(f"unknown image dataset {name!r}; available: {', '.join(DATASETS)}")

@@ -409,6 +409,7 @@ TOY_DATASETS: dict[str, Toy2D] = {
 
 
 def get_toy(name: str) -> Toy2D:
+    """The toy density by name (one of TOY_DATASETS)."""
     try:
         return TOY_DATASETS[name]
     except KeyError:

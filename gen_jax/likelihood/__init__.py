@@ -1,5 +1,6 @@
 """Likelihood estimators and units: exact, bounds, estimates, grids."""
 
+from gen_jax.core.units import bits_per_dim_to_nats, nats_to_bits_per_dim  # re-exported for convenience
 from gen_jax.likelihood.grid import (
     evaluate_on_grid,
     grid_mass,
@@ -7,7 +8,6 @@ from gen_jax.likelihood.grid import (
     log_integrate_2d,
     log_integrate_values,
 )
-from gen_jax.likelihood.units import bits_per_dim_to_nats, nats_to_bits_per_dim
 
 __all__ = [
     "bits_per_dim_to_nats",

@@ -36,75 +36,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.sampling.kernels import Transition, get_transition
+from gen_jax.sampling.anneal import (
+    AnnealingPath,
+    Base,
+    LogDensity,
+    adapt_step_sizes,
+    anneal,
+    as_transition,
+    geometric_path,
+    schedule,
+)
+from gen_jax.sampling.kernels import Transition
 
 Array = jax.Array
-LogDensity = Callable[[Array], Array]  # one example -> scalar
-
-
-@dataclasses.dataclass(frozen=True)
-class Base:
-    """A normalized reference distribution of one example: exact `log_prob` and `sample`."""
-
-    log_prob: LogDensity
-    sample: Callable[[Array, int], Array]  # (key, n) -> (n, *event_shape)
-    name: str = "base"
-
-
-def gaussian_base(mean, scale) -> Base:
-    """N(mean, diag(scale^2)); mean and scale broadcast to the event shape."""
-    mean = jnp.asarray(mean, jnp.float32)
-    scale = jnp.broadcast_to(jnp.asarray(scale, jnp.float32), mean.shape)
-    log_norm = -jnp.sum(jnp.log(scale)) - 0.5 * mean.size * math.log(2 * math.pi)
-
-    def log_prob(x):
-        return log_norm - 0.5 * jnp.sum(((x - mean) / scale) ** 2)
-
-    def sample(key, n):
-        return mean[None] + scale[None] * jax.random.normal(key, (n, *mean.shape))
-
-    return Base(log_prob, sample, "gaussian")
-
-
-def bernoulli_base(probs) -> Base:
-    """Independent Bernoulli(probs) over binary vectors {0, 1}^shape."""
-    p = jnp.clip(jnp.asarray(probs, jnp.float32), 1e-4, 1 - 1e-4)
-    log_p, log_q = jnp.log(p), jnp.log1p(-p)
-
-    def log_prob(x):
-        return jnp.sum(x * log_p + (1 - x) * log_q)
-
-    def sample(key, n):
-        return jax.random.bernoulli(key, jnp.broadcast_to(p, (n, *p.shape))).astype(jnp.float32)
-
-    return Base(log_prob, sample, "bernoulli")
-
-
-def schedule(num_temps: int, kind: str = "sigmoid", delta: float = 4.0) -> np.ndarray:
-    """K + 1 inverse temperatures from 0 to 1.
-
-    "sigmoid" (Grosse et al. 2015): dense at both ends; "linear"; "power": (t / K)^4, dense near 0.
-    """
-    if num_temps < 1:
-        raise ValueError(f"num_temps must be >= 1, got {num_temps}")
-    t = np.linspace(0.0, 1.0, num_temps + 1)
-    if kind == "sigmoid":
-        s = 1.0 / (1.0 + np.exp(-delta * (2.0 * t - 1.0)))
-        b = (s - s[0]) / (s[-1] - s[0])
-    elif kind == "linear":
-        b = t
-    elif kind == "power":
-        b = t**4
-    else:
-        raise ValueError(f"unknown schedule {kind!r}; choose 'sigmoid', 'linear' or 'power'")
-    b[0], b[-1] = 0.0, 1.0
-    return b.astype(np.float32)
 
 
 @dataclasses.dataclass
@@ -153,157 +102,6 @@ class AISResult:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class Path:
-    """Unnormalized log-densities log f_theta(x) of ONE example, for K + 1 path parameters.
-
-    `log_density(x, theta)`; `thetas`: (K + 1, P) with thetas[0] giving the normalized `base`
-    exactly and thetas[-1] the target. AIS starts its chains at base samples."""
-
-    log_density: Callable[[Array, Array], Array]
-    thetas: Array
-    base: Base
-
-    @property
-    def num_temps(self) -> int:
-        return int(self.thetas.shape[0]) - 1
-
-    def reversed(self) -> Path:
-        return dataclasses.replace(self, thetas=jnp.asarray(self.thetas)[::-1])
-
-
-def geometric_path(log_target: LogDensity, base: Base, betas) -> Path:
-    """f_b = base^(1 - b) f^b for the inverse temperatures `betas` (b_0 = 0 .. b_K = 1)."""
-
-    def log_density(x, theta):
-        b = theta[0]
-        return (1.0 - b) * base.log_prob(x) + b * log_target(x)
-
-    return Path(log_density, jnp.asarray(betas, jnp.float32)[:, None], base)
-
-
-def noise_path(
-    log_prob_at: Callable[[Array, Array], Array],
-    base: Base,
-    sigma_max: float,
-    sigma_min: float,
-    num_temps: int,
-    bridge_fraction: float = 0.1,
-    schedule_kind: str = "sigmoid",
-) -> Path:
-    """base -> f(., sigma_max) geometrically over `bridge_fraction` of the K temperatures, then
-    f(., sigma) with sigma falling geometrically from sigma_max to sigma_min over the rest.
-
-    `log_prob_at(x, sigma)`: the model's unnormalized log-density of one example at noise level
-    sigma (`Model.parts["log_prob_at"]`); the target is log_prob_at(., sigma_min)."""
-    if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"noise_path needs 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
-    k_bridge = max(1, int(round(bridge_fraction * num_temps)))
-    k_noise = max(1, num_temps - k_bridge)
-    betas = schedule(k_bridge, schedule_kind)
-    log_sigmas = np.linspace(math.log(sigma_max), math.log(sigma_min), k_noise + 1)[1:]
-    thetas = np.concatenate(
-        [
-            np.stack([betas, np.full_like(betas, math.log(sigma_max))], 1),
-            np.stack([np.ones_like(log_sigmas), log_sigmas], 1),
-        ]
-    ).astype(np.float32)
-
-    def log_density(x, theta):
-        b, log_sigma = theta[0], theta[1]
-        return (1.0 - b) * base.log_prob(x) + b * log_prob_at(x, jnp.exp(log_sigma))
-
-    return Path(log_density, jnp.asarray(thetas), base)
-
-
-def _move(transition: Transition, path: Path, theta, x, key, step_size, steps: int):
-    """One chain at path parameter `theta`: `steps` transitions leaving f_theta invariant, from
-    the value and gradient of log f_theta at x. Returns (x, acceptance)."""
-    log_f = lambda y: path.log_density(y, theta)
-    if transition.needs_grad:
-        value, grad = jax.value_and_grad(log_f)(x)
-    else:
-        value, grad = log_f(x), None
-    return transition.run(key, x, value, grad, log_f, step_size, steps)
-
-
-def anneal(
-    path: Path,
-    x0: Array,
-    key: Array,
-    step_sizes: Array,
-    transition: Transition,
-    steps_per_temp: int = 1,
-) -> tuple[Array, Array, Array]:
-    """Carry chains x0 (N, *event) along `path` (either direction, see `Path.reversed`).
-
-    At each t = 1..K: log w += log f_t(x) - log f_(t-1)(x), then transitions leaving f_t invariant
-    with step_sizes[t - 1]. Traceable (runs inside jit). Returns (log w (N,), x (N, ...), acc (K,)).
-    """
-    thetas = jnp.asarray(path.thetas, jnp.float32)
-
-    def one(x, k, theta_prev, theta, step):
-        increment = path.log_density(x, theta) - path.log_density(x, theta_prev)
-        x, acc = _move(transition, path, theta, x, k, step, steps_per_temp)
-        return x, increment, acc
-
-    move = jax.vmap(one, in_axes=(0, 0, None, None, None))
-
-    def body(carry, inp):
-        x, log_w = carry
-        theta_prev, theta, step, k = inp
-        x_new, increment, acc = move(x, jax.random.split(k, x.shape[0]), theta_prev, theta, step)
-        return (x_new, log_w + increment), jnp.mean(acc)
-
-    keys = jax.random.split(key, thetas.shape[0] - 1)
-    inputs = (thetas[:-1], thetas[1:], jnp.asarray(step_sizes, jnp.float32), keys)
-    (x, log_w), acc = jax.lax.scan(body, (x0, jnp.zeros(x0.shape[0], jnp.float32)), inputs)
-    return log_w, x, acc
-
-
-def adapt_step_sizes(
-    path: Path,
-    key: Array,
-    transition: Transition,
-    num_pilot: int = 128,
-    rounds: int = 2,
-    warmup_rounds: int = 30,
-    gain: float = 1.0,
-) -> Array:
-    """A step size for every path parameter (theta_0 .. theta_K), from a pilot run.
-
-    Pilot chains follow the path; at each temperature `rounds` transitions are made and after
-    each one log(step) += gain (mean acceptance - target). The first temperature gets
-    `warmup_rounds` to find the scale from `transition.init_step_size`. Traceable.
-    """
-    thetas = jnp.asarray(path.thetas, jnp.float32)
-    if transition.target_accept is None:
-        return jnp.ones(thetas.shape[0], jnp.float32)
-    target = transition.target_accept
-    move = jax.vmap(
-        lambda x, k, theta, step: _move(transition, path, theta, x, k, step, 1), in_axes=(0, 0, None, None)
-    )
-
-    def body(carry, inp):
-        x, log_step = carry
-        t, theta, key = inp
-
-        def one(i, carry):  # one transition of every pilot chain, then a step-size update
-            x, log_step = carry
-            k = jax.random.fold_in(key, i)
-            x, acc = move(x, jax.random.split(k, x.shape[0]), theta, jnp.exp(log_step))
-            return x, log_step + gain * (jnp.mean(acc) - target)
-
-        n = jnp.where(t == 0, warmup_rounds, rounds)  # one traced loop for both (less to compile)
-        x, log_step = jax.lax.fori_loop(0, n, one, (x, log_step))
-        return (x, log_step), jnp.exp(log_step)
-
-    k0, k1 = jax.random.split(key)
-    init = (path.base.sample(k0, num_pilot), jnp.log(jnp.float32(transition.init_step_size)))
-    inputs = (jnp.arange(thetas.shape[0]), thetas, jax.random.split(k1, thetas.shape[0]))
-    return jax.lax.scan(body, init, inputs)[1]
-
-
 def log_mean_exp_se(log_w) -> tuple[float, float, float]:
     """(log mean exp(log_w), its delta-method standard error, ESS), in float64 on the host."""
     lw = np.asarray(log_w, np.float64)
@@ -320,12 +118,10 @@ def log_mean_exp_se(log_w) -> tuple[float, float, float]:
     return float(m + math.log(mean)), se, float(w.sum() ** 2 / np.sum(w**2))
 
 
-def _as_transition(transition: Transition | str) -> Transition:
-    return get_transition(transition) if isinstance(transition, str) else transition
-
-
 @dataclasses.dataclass(frozen=True)
 class AISConfig:
+    """How AIS runs: chains, temperatures, the moves, the pilot that tunes their step sizes, the path."""
+
     num_chains: int = 1000
     num_temps: int = 500
     transition: str = "mala"  # "mala", "hmc" or "gibbs"
@@ -355,7 +151,7 @@ def ais(
     schedule_kind: str = "sigmoid",
     num_pilot: int = 128,
     step_sizes: Array | None = None,
-    path: Path | None = None,
+    path: AnnealingPath | None = None,
 ) -> AISResult:
     """Forward AIS estimate of log Z = log int exp(log_target(x)) dx (see the module docstring).
 
@@ -364,7 +160,7 @@ def ais(
     path: the densities to anneal through (default: the geometric path of `num_temps` from `base`
     to `log_target`); its last density must be the target.
     """
-    transition = _as_transition(transition)
+    transition = as_transition(transition)
     path = path or geometric_path(log_target, base, schedule(num_temps, schedule_kind))
     k_adapt, k_init, k_run = jax.random.split(key, 3)
 
@@ -395,7 +191,7 @@ def reverse_ais(
     schedule_kind: str = "sigmoid",
     num_pilot: int = 128,
     step_sizes: Array | None = None,
-    path: Path | None = None,
+    path: AnnealingPath | None = None,
 ) -> AISResult:
     """Reverse AIS from EXACT samples of the normalized target: a stochastic upper bound on log Z.
 
@@ -403,7 +199,7 @@ def reverse_ais(
     so -logmeanexp(log w) overestimates log Z in expectation. With `ais`, the true value is
     sandwiched. Approximate target samples void the guarantee.
     """
-    transition = _as_transition(transition)
+    transition = as_transition(transition)
     path = path or geometric_path(log_target, base, schedule(num_temps, schedule_kind))
     k_adapt, k_run = jax.random.split(key)
     x0 = jnp.asarray(target_samples, jnp.float32)
@@ -430,28 +226,3 @@ def reverse_ais(
         np.asarray(steps),
         "reverse",
     )
-
-
-def smc_sample(
-    log_target: LogDensity,
-    base: Base,
-    key: Array,
-    n: int,
-    num_temps: int = 200,
-    transition: Transition | str = "mala",
-    rejuvenation_steps: int = 10,
-    num_pilot: int = 64,
-) -> Array:
-    """n approximate samples of exp(log_target): AIS from the base, multinomial resampling by the
-    importance weights, then `rejuvenation_steps` transitions at b = 1. Traceable (jit it)."""
-    transition = _as_transition(transition)
-    path = geometric_path(log_target, base, schedule(num_temps))
-    k_adapt, k_init, k_run, k_pick, k_rejuv = jax.random.split(key, 5)
-    steps = adapt_step_sizes(path, k_adapt, transition, num_pilot)
-    log_w, x, _ = anneal(path, base.sample(k_init, n), k_run, steps[1:], transition)
-    x = x[jax.random.categorical(k_pick, log_w, shape=(n,))]
-    if rejuvenation_steps:
-        end = path.thetas[-1]
-        move = lambda x, k: _move(transition, path, end, x, k, steps[-1], rejuvenation_steps)[0]
-        x = jax.vmap(move)(x, jax.random.split(k_rejuv, n))
-    return x

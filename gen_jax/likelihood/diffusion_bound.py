@@ -15,21 +15,20 @@ in nats per example. The decoder p(x | z_0) is
 - "discretized" (8-bit images, x the integers 0..255 at the bin centres 2 (x + 1/2) / 256 - 1):
   per pixel a 256-way categorical with logits -1/2 exp(-gamma_0) (z_0 / alpha_0 - centre_k)^2, so
   the bound is on the probability mass of the 8-bit image and converts to bits/dim directly
-  (`gen_jax.likelihood.units.nats_to_bits_per_dim`) with no offset.
+  (`gen_jax.core.units.nats_to_bits_per_dim`) with no offset.
 
-Every function here is for ONE example; `process` is a `gen_jax.models.diffusion.VPProcess`.
+Every function here is for ONE example; `process` is a `gen_jax.process.VPProcess`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-if TYPE_CHECKING:
-    from gen_jax.models.diffusion import VPProcess
+from gen_jax.process import VPProcess
 
 Array = jax.Array
 NUM_VALUES_8BIT = 256

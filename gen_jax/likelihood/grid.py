@@ -19,6 +19,13 @@ from scipy.special import logsumexp
 Box = tuple[float, float, float, float]  # (xmin, xmax, ymin, ymax)
 
 
+def widened(box: Box, frac: float) -> Box:
+    """`box` widened by `frac` of its width (and height) on each side."""
+    xmin, xmax, ymin, ymax = box
+    wx, wy = (xmax - xmin) * frac, (ymax - ymin) * frac
+    return (xmin - wx, xmax + wx, ymin - wy, ymax + wy)
+
+
 def grid_points(box: Box, n: int) -> tuple[np.ndarray, float]:
     """Cell centres (n*n, 2) of an n x n grid over `box`, rows along y, and the cell area."""
     xmin, xmax, ymin, ymax = box

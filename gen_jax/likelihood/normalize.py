@@ -2,23 +2,27 @@
 
     model_n, est = normalize(model, params, train_x, key, box=data.box)
     # model_n.kind is ESTIMATE (AIS), or EXACT (enumeration); model_n.log_prob_se is the log Z se
-    # est: {"log_z_grid", "log_z_ais", "log_z_ais_se", "log_z_ais_ess", "log_z_method"}
+    # est: LOG_Z_KEYS (grid / enumeration, AIS with se and ESS, importance sampling, the bracket)
 
-Dispatches only on the model's kind and declared support, never on its family:
-- any `Kind.UNNORMALIZED` model gets an AIS estimate (`ais.py`): a Gaussian base fitted to the
-  reference data (mean, `base_scale` x std) with MALA/HMC transitions run in the coordinates that
-  whiten the reference (`ais_log_z`: a diagonal preconditioner), or, for binary vectors
-  (`info["support"] == "binary"`), an independent-Bernoulli base with Gibbs transitions; the
-  Gaussian's scale is per coordinate for vectors, one scale for all pixels of an image. A model
-  that declares a noise path (`info["noise_range"] = (sigma_min, sigma_max)` and
-  `parts["log_prob_at"](params, x, sigma)`, its unnormalized log-density of one continuous example
-  at noise level sigma, log_prob's at sigma_min) is annealed along it (`ais.noise_path`), from a
-  Gaussian base as wide as the reference smoothed at sigma_max;
-- 2D real models also get the grid (midpoint rule over the data box widened by `grid_widen` of
-  its width on each side), and binary vectors of <= 20 bits get the exact sum over every state;
-  both are reported as `log_z_grid` (a deterministic sum over a grid of states).
-The log Z that normalizes the model is the enumeration when there is one, else `use`
-("ais" by default; "grid" where a grid exists). Other kinds pass through unchanged.
+Dispatches only on the model's kind and capabilities, never on its family:
+- every `Kind.UNNORMALIZED` model gets a forward AIS estimate (`gen_jax.likelihood.ais`) of the
+  integral of its density in the space that density is written in (`ContinuousSpace`; the data
+  space otherwise). Real support: chains in the coordinates that whiten a Gaussian: the model's own
+  (`GaussianTerm`: y = m + U (s * w)), else the reference's mean and per-coordinate scale (one
+  scale for all pixels of an image), from N(0, base_scale^2 I), with MALA/HMC moves. A model with a
+  `NoisePath` may be annealed along it instead (`AISConfig.path`). `BinarySupport`: an
+  independent-Bernoulli base and Gibbs moves.
+- importance sampling (`is_samples` > 0): log Z = log E_r[p~(y) / r(y)] with r the model's own
+  Gaussian (or the whitening Gaussian above, widened by base_scale): an estimator independent of
+  AIS (no Markov chain), reported with its ESS, to hold AIS against;
+- 2D real models also get the grid (midpoint rule over the data box widened by `grid_widen` of its
+  width on each side), and binary vectors of <= 20 bits the exact sum over every state; both are
+  `log_z_grid`; a `BoundedCorrection` gives the certain bracket `log_z_bracket`.
+The log Z that normalizes the model is the enumeration when there is one, else `use` ("ais" by
+default; "grid" where a grid exists; "is"). Other kinds pass through unchanged.
+
+log Z is the same in the data space and the model's continuous space: log_prob(x) includes
+log |dy/dx|, so the integral of exp(log_prob) over x equals the integral of p~ over y.
 """
 
 from __future__ import annotations
@@ -29,33 +33,50 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.likelihood.ais import (
-    AISConfig,
-    AISResult,
-    Base,
-    ais,
-    bernoulli_base,
-    gaussian_base,
-    noise_path,
+from gen_jax.core import Kind, Model
+from gen_jax.core.capabilities import (
+    BinarySupport,
+    BoundedCorrection,
+    ContinuousSpace,
+    GaussianTerm,
+    NoisePath,
 )
+from gen_jax.likelihood.ais import AISConfig, AISResult, ais, log_mean_exp_se
 from gen_jax.likelihood.enumerate import MAX_BITS, enumerate_log_z
-from gen_jax.likelihood.grid import log_integrate_2d
-from gen_jax.models.base import Kind, Model
+from gen_jax.likelihood.grid import log_integrate_2d, widened
+from gen_jax.sampling.anneal import Base, bernoulli_base, gaussian_base, noise_path
 
-LOG_Z_KEYS = ("log_z_grid", "log_z_ais", "log_z_ais_se", "log_z_ais_ess", "log_z_method")
+LOG_Z_KEYS = (
+    "log_z_grid",
+    "log_z_ais",
+    "log_z_ais_se",
+    "log_z_ais_ess",
+    "log_z_is",
+    "log_z_is_se",
+    "log_z_is_ess",
+    "log_z_bracket",
+    "log_z_method",
+)
+USES = ("ais", "grid", "is")
 
 
 @dataclasses.dataclass(frozen=True)
 class NormalizeConfig:
+    """How unnormalized models get their log Z (see the module docstring)."""
+
     ais: AISConfig = AISConfig()
-    use: str = "ais"  # which estimate normalizes when both exist and no enumeration: "ais" or "grid"
+    use: str = "ais"  # which estimate normalizes when there is no enumeration: "ais", "grid" or "is"
     grid_n: int = 800  # cells a side of the widened 2D box
     grid_widen: float = 1.0  # widen the data box by this fraction of its width on each side
-    base_scale: float = 1.5  # AIS Gaussian base: reference mean, base_scale x reference std
+    base_scale: float = 1.5  # AIS / IS Gaussian: reference mean, base_scale x reference scale
+    is_samples: int = 0  # importance-sampling estimate with this many samples (0: none)
+    is_chunk: int = 1000  # samples per evaluation call
 
     def __post_init__(self):
-        if self.use not in ("ais", "grid"):
-            raise ValueError(f"NormalizeConfig.use must be 'ais' or 'grid', got {self.use!r}")
+        if self.use not in USES:
+            raise ValueError(f"NormalizeConfig.use must be one of {USES}, got {self.use!r}")
+        if self.is_samples < 0 or self.is_chunk < 1:
+            raise ValueError("NormalizeConfig: need is_samples >= 0 and is_chunk >= 1")
 
 
 def with_log_z(
@@ -75,125 +96,99 @@ def with_log_z(
     return model.replace(kind=kind, log_prob=log_prob, log_prob_se=se, info=info, estimators={})
 
 
-def _one_example(model: Model, params, key):
-    return lambda x: model.log_prob(params, x[None], key)[0]
+# ----------------------------------------------------------------------------- the target of AIS / IS
 
 
-def _widened(box, frac: float):
-    xmin, xmax, ymin, ymax = box
-    wx, wy = (xmax - xmin) * frac, (ymax - ymin) * frac
-    return (xmin - wx, xmax + wx, ymin - wy, ymax + wy)
+@dataclasses.dataclass(frozen=True)
+class Whitened:
+    """A target written in coordinates w with y = to_y(w) = mean + U (scale * w) (U None: identity),
+    log |dy/dw| = shift; `log_density(w)` and, for a noise path, `at(w, sigma)`."""
 
-
-def ais_base(model: Model, reference, cfg: NormalizeConfig = NormalizeConfig()) -> tuple[Base, str]:
-    """(AIS base, transition name) for a model: independent Bernoulli + Gibbs for binary support,
-    else a Gaussian at the reference mean with `base_scale` x its std (`_reference_scale`) + the
-    configured transition."""
-    reference = np.asarray(reference, np.float32)
-    if model.info.get("support") == "binary":
-        return bernoulli_base(reference.mean(0)), "gibbs"
-    return gaussian_base(reference.mean(0), cfg.base_scale * _reference_scale(reference)), cfg.ais.transition
+    log_density: object
+    to_y: object
+    shift: float
+    base: Base
+    at: object = None
+    transition: str = "mala"
 
 
 def _reference_scale(reference: np.ndarray) -> np.ndarray:
-    """The base's scale: per coordinate for vectors; ONE scale for all pixels of images (an energy
-    model's density need not follow the data's per-pixel spread: measured on the Fashion-MNIST
-    energy model, a per-pixel base (floored at 2% of the overall std) gave a forward AIS log Z of
-    4852 at 2000 temperatures against 5215 with one scale, a looser lower bound)."""
+    """Per coordinate for vectors; ONE scale for all pixels of images (an energy model's density need
+    not follow the data's per-pixel spread; a per-pixel base gave a looser AIS bound)."""
     if reference.ndim == 2:
         return reference.std(0)
     return np.broadcast_to(reference.std(), reference.shape[1:])
 
 
-def ais_log_z(
-    model: Model, params, reference, key, cfg: NormalizeConfig = NormalizeConfig(), num_temps=None
-) -> AISResult:
-    """Forward AIS estimate of the model's log Z (`num_temps` overrides cfg.ais.num_temps).
-
-    Real support: the chains run in whitened coordinates u = (x - m) / s, m the reference's mean
-    and s its scale (`_reference_scale`), from the base N(0, base_scale^2 I), on the target
-    f(m + s u); then log Z = log int f(m + s u) du + sum log s. This is the same estimator as AIS
-    in x from N(m, (base_scale s)^2), with the MALA / HMC steps preconditioned by s: one step size
-    fits coordinates on scales a hundred times apart.
-    """
-    reference = np.asarray(reference, np.float32)
-    a = cfg.ais
-    if "ais_gaussian" in model.parts:
-        return _ais_in_model_gaussian(model, params, key, cfg, num_temps)
-    if "to_continuous" in model.parts:  # the reference in the space the energy is a density of
-        reference = np.asarray(
-            model.parts["to_continuous"](jnp.asarray(reference), jax.random.fold_in(key, 3))
-        )
-    log_f = _one_example(model, params, key)
-    k = num_temps or a.num_temps
-    if model.info.get("support") == "binary":
-        base, transition = ais_base(model, reference, cfg)
-        return _ais_mapped(log_f, base, None, key, cfg, k, transition, lambda x: x, 0.0)
-    # whitened: x = m + s u, with m and s the reference's mean and scale
-    mean = jnp.asarray(reference.mean(0))
-    std = _reference_scale(reference)
-    scale = jnp.asarray(std, jnp.float32)
-    to_x = lambda u: mean + scale * u
+def target(model: Model, params, reference, key, cfg: NormalizeConfig) -> Whitened:
+    """The model's unnormalized density in whitened coordinates, with the base AIS starts from."""
+    space = model.get(ContinuousSpace)
+    path = model.get(NoisePath)
+    use_noise = path is not None and cfg.ais.path in ("auto", "noise")
+    if model.get(BinarySupport) is not None or space is None:
+        data_log_f = lambda x: model.log_prob(params, x[None], key)[0]
+        if model.get(BinarySupport) is not None:
+            base = bernoulli_base(np.asarray(reference, np.float32).mean(0))
+            return Whitened(data_log_f, lambda x: x, 0.0, base, transition="gibbs")
+        identity = lambda p, x, k: (x, jnp.zeros(x.shape[:1]))
+        space = ContinuousSpace(identity, lambda p, y, sigma=None: data_log_f(y))
+    gauss = model.get(GaussianTerm)
+    if gauss is not None:
+        return _in_model_gaussian(model, params, space, gauss, path, cfg)
+    y_ref = space.to_continuous(params, jnp.asarray(reference), jax.random.fold_in(key, 3))[0]
+    y_ref = np.asarray(y_ref, np.float32)
+    mean = jnp.asarray(y_ref.mean(0))
+    scale = jnp.asarray(_reference_scale(y_ref), jnp.float32)
+    to_y = lambda w: mean + scale * w
     base = gaussian_base(jnp.zeros_like(mean), cfg.base_scale)
-    noise = None
-    if a.path in ("auto", "noise") and has_noise_path(model):
-        log_prob_at = model.parts["log_prob_at"]
-        # the reference smoothed at sigma_max, in whitened units: variance 1 + (sigma_max / s)^2
-        sigma_max = model.info["noise_range"][1]
-        base = gaussian_base(jnp.zeros_like(mean), jnp.sqrt(1.0 + (sigma_max / scale) ** 2))
-        noise = lambda u, sigma: log_prob_at(params, to_x(u), sigma)
-    shift = float(np.sum(np.log(np.asarray(std, np.float64))))
-    return _ais_mapped(lambda u: log_f(to_x(u)), base, noise, key, cfg, k, a.transition, to_x, shift, model)
+    at = None
+    if use_noise:  # the reference smoothed at sigma_max, in whitened units
+        base = gaussian_base(jnp.zeros_like(mean), jnp.sqrt(1.0 + (path.sigma_max / scale) ** 2))
+        at = lambda w, sigma: space.log_density(params, to_y(w), sigma)
+    shift = float(np.sum(np.log(np.asarray(scale, np.float64))))
+    log_f = lambda w: space.log_density(params, to_y(w))
+    return Whitened(log_f, to_y, shift, base, at, cfg.ais.transition)
 
 
-def _ais_in_model_gaussian(model: Model, params, key, cfg: NormalizeConfig, num_temps=None) -> AISResult:
-    """AIS in the coordinates that whiten the model's own Gaussian (`parts["ais_gaussian"]`: an
-    energy whose quadratic term is a full-covariance Gaussian): y = m + U (s * w) with the scales s
-    at the smallest noise level, so that term is exactly N(0, I) in w and the chains only have to
-    absorb the network's correction. From the base N(0, I): the geometric path (`path="auto"` or
-    "geometric") tempers the correction in, and is exact with a zero correction; the noise path
-    (`path="noise"`, a noise-conditional energy) starts from the Gaussian at sigma_max,
-    N(0, diag(s_max^2 / s^2)), and lowers the noise level. log Z = the estimate in w + sum log s."""
-    a = cfg.ais
+def _in_model_gaussian(model, params, space, gauss, path, cfg) -> Whitened:
+    """Coordinates that whiten the model's own Gaussian at the smallest noise level: that term is
+    exactly N(0, I) in w and the chains only absorb the correction. The noise path (path="noise")
+    starts from the Gaussian at sigma_max, N(0, diag(s_max^2 / s^2))."""
+    sigma_min = path.sigma_min if path is not None else None
+    mean, evecs, scales = gauss.moments(params, sigma_min)
     shape = model.event_shape
-    noise_range = model.info.get("noise_range")
-    sigma_min, sigma_max = noise_range if noise_range is not None else (None, None)
-    log_prob_at, gauss = model.parts["log_prob_at"], model.parts["ais_gaussian"]
-    mean, evecs, scales = gauss(params, sigma_min)
 
     def to_y(w):
         return (mean + evecs @ (scales * w.reshape(-1))).reshape(shape)
 
-    base = gaussian_base(jnp.zeros(mean.shape), 1.0)
-    noise = None
-    if a.path == "noise" and noise_range is not None:
-        base = gaussian_base(jnp.zeros(mean.shape), gauss(params, sigma_max)[2] / scales)
-        noise = lambda w, sigma: log_prob_at(params, to_y(w), sigma)
-    target = lambda w: log_prob_at(params, to_y(w), sigma_min)
+    base, at = gaussian_base(jnp.zeros(mean.shape), 1.0), None
+    if path is not None and cfg.ais.path == "noise":
+        base = gaussian_base(jnp.zeros(mean.shape), gauss.moments(params, path.sigma_max)[2] / scales)
+        at = lambda w, sigma: space.log_density(params, to_y(w), sigma)
     shift = float(np.sum(np.log(np.asarray(scales, np.float64))))
-    k = num_temps or a.num_temps
-    return _ais_mapped(target, base, noise, key, cfg, k, a.transition, to_y, shift, model)
+    log_f = lambda w: space.log_density(params, to_y(w), sigma_min)
+    return Whitened(log_f, to_y, shift, base, at, cfg.ais.transition)
 
 
-def _ais_mapped(
-    target, base, noise, key, cfg: NormalizeConfig, num_temps, transition, to_x, shift, model=None
+def ais_log_z(
+    model: Model, params, reference, key, cfg: NormalizeConfig = NormalizeConfig(), num_temps=None
 ) -> AISResult:
-    """AIS for a target written in coordinates w with x = to_x(w) affine and log |dx/dw| = shift:
-    from `base` along the geometric path, or, given noise(w, sigma) (the model's noise-conditional
-    log density in w), along its noise path from sigma_max down to sigma_min. Returns the result in
-    x: log Z + shift, chain positions mapped back."""
+    """Forward AIS estimate of the model's log Z (`num_temps` overrides cfg.ais.num_temps): AIS in
+    whitened coordinates, mapped back (log Z + log |dy/dw|, chain positions in y)."""
     a = cfg.ais
+    t = target(model, params, reference, key, cfg)
+    k = num_temps or a.num_temps
     path = None
-    if noise is not None:
-        sigma_min, sigma_max = model.info["noise_range"]
-        path = noise_path(noise, base, sigma_max, sigma_min, num_temps, a.bridge_fraction, a.schedule)
+    if t.at is not None:
+        p = model.get(NoisePath)
+        path = noise_path(t.at, t.base, p.sigma_max, p.sigma_min, k, a.bridge_fraction, a.schedule)
     res = ais(
-        target,
-        base,
+        t.log_density,
+        t.base,
         jax.random.fold_in(key, a.seed),
         a.num_chains,
-        num_temps,
-        transition,
+        k,
+        t.transition,
         a.steps_per_temp,
         a.schedule,
         a.num_pilot,
@@ -201,15 +196,32 @@ def _ais_mapped(
     )
     return dataclasses.replace(
         res,
-        log_z=res.log_z + shift,
-        log_weights=res.log_weights + shift,
-        positions=jax.vmap(to_x)(res.positions),
+        log_z=res.log_z + t.shift,
+        log_weights=res.log_weights + t.shift,
+        positions=jax.vmap(t.to_y)(res.positions),
     )
 
 
-def has_noise_path(model: Model) -> bool:
-    """Whether the model declares a noise path for AIS (see the module docstring)."""
-    return model.info.get("noise_range") is not None and "log_prob_at" in model.parts
+def importance_log_z(
+    model: Model, params, reference, key, num_samples: int, cfg: NormalizeConfig = NormalizeConfig()
+) -> dict:
+    """log Z = log mean_j p~(y_j) / r(y_j), y_j ~ r, the whitened base of `target` (the model's own
+    Gaussian when it has one, exactly the Gaussian term; else the reference's, widened): unbiased for
+    Z, no Markov chain. Returns {"log_z", "se" (delta method), "ess", "num_samples"}."""
+    t = target(model, params, reference, key, cfg)
+    if t.transition == "gibbs":
+        raise ValueError("importance_log_z takes real-valued models; binary ones have AIS with Gibbs moves")
+    chunk = min(cfg.is_chunk, num_samples)
+
+    @jax.jit
+    def log_weights(k):
+        w = t.base.sample(k, chunk)
+        return jax.vmap(lambda w: t.log_density(w) - t.base.log_prob(w))(w)
+
+    lw = [np.asarray(log_weights(jax.random.fold_in(key, i))) for i in range(-(-num_samples // chunk))]
+    lw = np.concatenate(lw)[:num_samples] + t.shift
+    log_z, se, ess = log_mean_exp_se(lw)
+    return {"log_z": log_z, "se": se, "ess": ess, "num_samples": int(num_samples)}
 
 
 def estimate_log_z(
@@ -219,15 +231,20 @@ def estimate_log_z(
     reference = np.asarray(reference, np.float32)
     out = dict.fromkeys(LOG_Z_KEYS)
     batched = jax.jit(lambda x: model.log_prob(params, x, key))
-    binary = model.info.get("support") == "binary"
-    if binary and model.num_dims <= MAX_BITS:
+    if model.get(BinarySupport) is not None and model.num_dims <= MAX_BITS:
         out["log_z_grid"] = enumerate_log_z(batched, model.num_dims)
     elif model.event_shape == (2,) and box is not None:
-        out["log_z_grid"] = log_integrate_2d(batched, _widened(box, cfg.grid_widen), cfg.grid_n)
+        out["log_z_grid"] = log_integrate_2d(batched, widened(box, cfg.grid_widen), cfg.grid_n)
     res = ais_log_z(model, params, reference, key, cfg)
     out.update(log_z_ais=res.log_z, log_z_ais_se=res.log_z_se, log_z_ais_ess=res.ess)
     # the single-chain stochastic lower bound (mean log weight), for the bidirectional sandwich
     out.update(log_z_ais_bound=res.log_z_bound, log_z_ais_bound_se=res.log_z_bound_se)
+    if cfg.is_samples:
+        imp = importance_log_z(model, params, reference, jax.random.fold_in(key, 17), cfg.is_samples, cfg)
+        out.update(log_z_is=imp["log_z"], log_z_is_se=imp["se"], log_z_is_ess=imp["ess"])
+    bounded = model.get(BoundedCorrection)
+    if bounded is not None:
+        out["log_z_bracket"] = [-bounded.bound, bounded.bound]
     return out
 
 
@@ -238,11 +255,68 @@ def normalize(
     if model.kind != Kind.UNNORMALIZED:
         return model, dict.fromkeys(LOG_Z_KEYS)
     est = estimate_log_z(model, params, reference, key, box, cfg)
-    if model.info.get("support") == "binary" and est["log_z_grid"] is not None:
+    if model.get(BinarySupport) is not None and est["log_z_grid"] is not None:
         est["log_z_method"] = "enumeration"
         return with_log_z(model, est["log_z_grid"], 0.0, Kind.EXACT, "enumeration"), est
     if cfg.use == "grid" and est["log_z_grid"] is not None:
         est["log_z_method"] = "grid"
         return with_log_z(model, est["log_z_grid"], None, Kind.ESTIMATE, "grid"), est
+    if cfg.use == "is" and est["log_z_is"] is not None:
+        est["log_z_method"] = "is"
+        return with_log_z(model, est["log_z_is"], est["log_z_is_se"], Kind.ESTIMATE, "is"), est
     est["log_z_method"] = "ais"
     return with_log_z(model, est["log_z_ais"], est["log_z_ais_se"], Kind.ESTIMATE, "ais"), est
+
+
+def has_noise_path(model: Model) -> bool:
+    """Whether the model declares a noise path for AIS."""
+    return model.get(NoisePath) is not None
+
+
+def ais_base(model: Model, reference, cfg: NormalizeConfig = NormalizeConfig()) -> tuple[Base, str]:
+    """(base, transition name) of AIS in the DATA space: independent Bernoulli + Gibbs for binary
+    vectors (reverse AIS from exact samples uses it), else the reference's Gaussian + cfg's moves."""
+    reference = np.asarray(reference, np.float32)
+    if model.get(BinarySupport) is not None:
+        return bernoulli_base(reference.mean(0)), "gibbs"
+    scale = cfg.base_scale * _reference_scale(reference)
+    return gaussian_base(reference.mean(0), scale), cfg.ais.transition
+
+
+def sandwich_log_z(model: Model, params, reference, est: dict, key, cfg: NormalizeConfig) -> dict:
+    """Reverse AIS from EXACT samples of an enumerable binary model (bidirectional Monte Carlo):
+    forward AIS (in `est`) <= log Z <= reverse AIS in expectation, and the single-chain bounds (mean
+    log weights) sandwich the enumerated log Z with their standard errors."""
+    from gen_jax.likelihood.ais import reverse_ais
+    from gen_jax.likelihood.enumerate import sample_enumerated
+
+    batched = jax.jit(lambda x: model.log_prob(params, x))
+    exact = sample_enumerated(batched, model.num_dims, key, cfg.ais.num_chains)
+    base, transition = ais_base(model, reference, cfg)
+    a = cfg.ais
+    log_f = lambda x: model.log_prob(params, x[None])[0]
+    rev = reverse_ais(
+        log_f,
+        base,
+        exact,
+        jax.random.fold_in(key, 1),
+        a.num_temps,
+        transition,
+        a.steps_per_temp,
+        a.schedule,
+        a.num_pilot,
+    )
+    return dict(
+        model=model.name,
+        log_z_enumerated=est["log_z_grid"],
+        log_z_forward=est["log_z_ais"],
+        log_z_forward_se=est["log_z_ais_se"],
+        log_z_reverse=rev.log_z,
+        log_z_reverse_se=rev.log_z_se,
+        bound_forward=est.get("log_z_ais_bound"),
+        bound_forward_se=est.get("log_z_ais_bound_se"),
+        bound_reverse=rev.log_z_bound,
+        bound_reverse_se=rev.log_z_bound_se,
+        num_chains=a.num_chains,
+        num_temps=a.num_temps,
+    )

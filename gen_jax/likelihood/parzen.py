@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.models.base import Estimator, Kind, Model, check_batch
+from gen_jax.core import Estimator, Kind, Model, check_batch
 
 KIND = Kind.ESTIMATE
 LOG_2PI = math.log(2 * math.pi)

@@ -37,13 +37,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.core import Kind, Model, check_batch
+from gen_jax.core.capabilities import BinarySupport
 from gen_jax.likelihood import discretized
-from gen_jax.models.base import Kind, Model, check_batch, nll_loss
+from gen_jax.models.common import nll_loss
 from gen_jax.nn.conv import Conv
 
 Array = jax.Array
 NUM_VALUES = 256
-OUTPUTS = ("logistic_mixture", "categorical")
+OUTPUTS = ("logistic_mixture", "categorical", "bernoulli")
 
 
 def to_unit_range(x: Array) -> Array:
@@ -69,6 +71,7 @@ def horizontal_mask(k: int, first: bool) -> np.ndarray:
 
 
 def gate(h: Array) -> Array:
+    """The gated activation tanh(a) * sigmoid(b) of the two halves of the channels."""
     a, b = jnp.split(h, 2, axis=-1)
     return jnp.tanh(a) * jax.nn.sigmoid(b)
 
@@ -89,7 +92,7 @@ class GatedPixelCNN(nn.Module):
     first_kernel: int = 7
     kernel: int = 3
     head_hidden: int = 128
-    impl: str = "auto"
+    conv_impl: str = "auto"
 
     def setup(self):
         for k in (self.first_kernel, self.kernel):
@@ -99,7 +102,9 @@ class GatedPixelCNN(nn.Module):
             raise ValueError(f"num_layers must be >= 1; got {self.num_layers}")
         c2 = 2 * self.channels
         ks = [self.first_kernel] + [self.kernel] * (self.num_layers - 1)
-        conv = lambda features, size, mask: Conv(features, size, padding="SAME", mask=mask, impl=self.impl)
+        conv = lambda features, size, mask: Conv(
+            features, size, padding="SAME", mask=mask, impl=self.conv_impl
+        )
         self.v_convs = [conv(c2, (k, k), vertical_mask(k, i == 0)) for i, k in enumerate(ks)]
         self.h_convs = [conv(c2, (1, k), horizontal_mask(k, i == 0)) for i, k in enumerate(ks)]
         self.links = [nn.Dense(c2) for _ in ks]
@@ -136,6 +141,7 @@ def categorical_log_prob(out: Array, x: Array) -> Array:
 
 
 def categorical_sample(key: Array, out: Array) -> Array:
+    """Draw 8-bit values (...,) from 256-way categoricals with logits out (..., 256)."""
     return jax.random.categorical(key, out).astype(jnp.uint8)
 
 
@@ -144,10 +150,70 @@ def logistic_mixture_sample(key: Array, out: Array) -> Array:
     return discretized.mixture_sample(out, key)
 
 
-PIXEL_DISTRIBUTIONS = {  # name -> (parameters per pixel given K, log_prob, sample)
-    "logistic_mixture": (lambda k: 3 * k, discretized.mixture_log_prob, logistic_mixture_sample),
-    "categorical": (lambda k: NUM_VALUES, categorical_log_prob, categorical_sample),
+def bernoulli_log_prob(out: Array, x: Array) -> Array:
+    """log P(x) of binary values x (...,) in {0, 1} under Bernoullis with logits out (..., 1)."""
+    logit = out[..., 0]
+    return x.astype(jnp.float32) * logit - jax.nn.softplus(logit)
+
+
+def bernoulli_sample(key: Array, out: Array) -> Array:
+    """Draw binary values (...,) in {0, 1} (uint8) from Bernoullis with logits out (..., 1)."""
+    return jax.random.bernoulli(key, jax.nn.sigmoid(out[..., 0])).astype(jnp.uint8)
+
+
+def binary_input(x: Array) -> Array:
+    """Binary values {0, 1} -> {-1, 1}, the network's input scale."""
+    return 2.0 * x.astype(jnp.float32) - 1.0
+
+
+# name -> (parameters per pixel given K, log_prob, sample, network input, data description)
+PIXEL_DISTRIBUTIONS = {
+    "logistic_mixture": (
+        lambda k: 3 * k,
+        discretized.mixture_log_prob,
+        logistic_mixture_sample,
+        to_unit_range,
+        "mixture of {k} discretized logistics",
+    ),
+    "categorical": (
+        lambda k: NUM_VALUES,
+        categorical_log_prob,
+        categorical_sample,
+        to_unit_range,
+        "256-way categorical",
+    ),
+    "bernoulli": (
+        lambda k: 1,
+        bernoulli_log_prob,
+        bernoulli_sample,
+        binary_input,
+        "Bernoulli (binary images)",
+    ),
 }
+
+
+def raster_sampler(net: GatedPixelCNN, event_shape: tuple[int, ...], net_input):
+    """sample_rows(params, key, n, draw): pixel by pixel in raster order, the vertical stack once per row
+    and the horizontal stack per pixel (the vertical stack never looks at the current row).
+    draw(key, params of one pixel (n, P)) -> values (n,) uint8."""
+    height, width = event_shape[:2]
+
+    def sample_rows(params, key, n, draw):
+        def row_step(r, canvas):
+            links = net.apply(params, net_input(canvas), method=GatedPixelCNN.vertical)
+            links = [jax.lax.dynamic_slice_in_dim(link, r, 1, axis=1) for link in links]  # (n, 1, W, 2C)
+            row_key = jax.random.fold_in(key, r)
+
+            def pixel_step(c, row):
+                out = net.apply(params, net_input(row), links, method=GatedPixelCNN.horizontal)
+                return row.at[:, 0, c, 0].set(draw(jax.random.fold_in(row_key, c), out[:, 0, c]))
+
+            row = jax.lax.fori_loop(0, width, pixel_step, jnp.zeros((n, 1, width, 1), jnp.uint8))
+            return jax.lax.dynamic_update_slice_in_dim(canvas, row, r, axis=1)
+
+        return jax.lax.fori_loop(0, height, row_step, jnp.zeros((n, *event_shape), jnp.uint8))
+
+    return sample_rows
 
 
 # ---------------------------------------------------------------- the model -----------------------
@@ -162,13 +228,14 @@ def pixelcnn(
     head_hidden: int = 128,
     output: str = "logistic_mixture",
     num_mixtures: int = 5,
-    impl: str = "auto",
+    conv_impl: str = "auto",
     name: str = "pixelcnn",
 ) -> Model:
-    """Gated PixelCNN over 8-bit grey-scale images of shape (H, W, 1); exact log p in nats.
+    """Gated PixelCNN over grey-scale images of shape (H, W, 1); exact log p in nats.
 
-    output: "logistic_mixture" (num_mixtures discretized logistics per pixel) or "categorical" (256-way).
-    impl: convolution implementation ("auto": im2col on CPU, lax.conv elsewhere; see gen_jax.nn.conv).
+    output: "logistic_mixture" (num_mixtures discretized logistics per pixel over 8-bit values),
+    "categorical" (256-way), or "bernoulli" (binary images with values {0, 1}).
+    conv_impl: convolution implementation ("auto": im2col on CPU, lax.conv elsewhere; gen_jax.nn.conv).
     """
     event_shape = tuple(event_shape)
     if len(event_shape) != 3 or event_shape[-1] != 1:
@@ -177,8 +244,8 @@ def pixelcnn(
             "Add a trailing channel axis (x[..., None]) for (H, W) images."
         )
     if output not in PIXEL_DISTRIBUTIONS:
-        raise ValueError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
-    num_out, pixel_log_prob, pixel_sample = PIXEL_DISTRIBUTIONS[output]
+        raise ValueError(f"unknown output {output!r}; choose one of {', '.join(PIXEL_DISTRIBUTIONS)}")
+    num_out, pixel_log_prob, pixel_sample, net_input, desc = PIXEL_DISTRIBUTIONS[output]
     net = GatedPixelCNN(
         out_features=num_out(num_mixtures),
         channels=channels,
@@ -186,58 +253,46 @@ def pixelcnn(
         first_kernel=first_kernel,
         kernel=kernel,
         head_hidden=head_hidden,
-        impl=impl,
+        conv_impl=conv_impl,
     )
-    height, width = event_shape[:2]
+    sample_rows = raster_sampler(net, event_shape, net_input)
 
     def init(key, x):
         check_batch(x, event_shape)
-        return net.init(key, to_unit_range(x[:1]))
+        return net.init(key, net_input(x[:1]))
 
     def log_prob(params, x, key=None):
         check_batch(x, event_shape)
-        out = net.apply(params, to_unit_range(x))
+        out = net.apply(params, net_input(x))
         return jnp.sum(pixel_log_prob(out, x[..., 0]), axis=(1, 2))
 
     def sample(params, key, n):
         return sample_rows(params, key, n, pixel_sample)
 
-    def sample_rows(params, key, n, draw):
-        """Pixel by pixel in raster order: the vertical stack once per row, the horizontal per pixel.
-
-        draw(key, params of one pixel (n, P)) -> values (n,) uint8.
-        """
-
-        def row_step(r, canvas):
-            links = net.apply(params, to_unit_range(canvas), method=GatedPixelCNN.vertical)
-            links = [jax.lax.dynamic_slice_in_dim(link, r, 1, axis=1) for link in links]  # (n, 1, W, 2C)
-            row_key = jax.random.fold_in(key, r)
-
-            def pixel_step(c, row):
-                out = net.apply(params, to_unit_range(row), links, method=GatedPixelCNN.horizontal)
-                value = draw(jax.random.fold_in(row_key, c), out[:, 0, c])
-                return row.at[:, 0, c, 0].set(value)
-
-            row = jax.lax.fori_loop(0, width, pixel_step, jnp.zeros((n, 1, width, 1), jnp.uint8))
-            return jax.lax.dynamic_update_slice_in_dim(canvas, row, r, axis=1)
-
-        return jax.lax.fori_loop(0, height, row_step, jnp.zeros((n, *event_shape), jnp.uint8))
-
+    architecture = (
+        f"gated PixelCNN: {num_layers} layers x {channels} channels, first kernel {first_kernel}, then "
+        f"{kernel}, no blind spot; output {desc.format(k=num_mixtures)}"
+    )
     info = dict(
         family="autoregressive",
-        architecture=(
-            f"gated PixelCNN: {num_layers} layers x {channels} channels, first kernel {first_kernel}, "
-            f"then {kernel}, no blind spot; output "
-            + (f"mixture of {num_mixtures} discretized logistics" if output == "logistic_mixture" else output)
-        ),
+        architecture=architecture,
+        output=output,
         objective="exact NLL (autoregressive factorization)",
     )
-    parts = dict(
-        network=net,
-        pixel_log_prob=pixel_log_prob,
-        sample_with=sample_rows,
-        receptive_rows=first_kernel // 2 + (num_layers - 1) * (kernel // 2),
+    receptive = first_kernel // 2 + (num_layers - 1) * (kernel // 2)
+    internals = dict(
+        network=net, pixel_log_prob=pixel_log_prob, sample_with=sample_rows, receptive_rows=receptive
     )
+    capabilities = (BinarySupport(),) if output == "bernoulli" else ()
     return Model(
-        name, event_shape, Kind.EXACT, init, nll_loss(log_prob), log_prob, sample, info=info, parts=parts
+        name,
+        event_shape,
+        Kind.EXACT,
+        init,
+        nll_loss(log_prob),
+        log_prob,
+        sample,
+        info=info,
+        internals=internals,
+        capabilities=capabilities,
     )

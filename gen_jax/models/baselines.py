@@ -17,7 +17,8 @@ import distrax
 import jax
 import jax.numpy as jnp
 
-from gen_jax.models.base import Kind, Model, distribution_model, nll_loss
+from gen_jax.core import Kind, Model
+from gen_jax.models.common import distribution_model, nll_loss
 
 
 def _scale_tril(raw: jax.Array) -> jax.Array:
@@ -33,6 +34,8 @@ def _inverse_softplus(y: jax.Array) -> jax.Array:
 
 
 def gaussian(event_dim: int, name: str = "gaussian") -> Model:
+    """One full-covariance Gaussian, initialised at its closed-form MLE on the example batch."""
+
     def init(key, x):
         cov = jnp.cov(x, rowvar=False).reshape(event_dim, event_dim) + 1e-6 * jnp.eye(event_dim)
         return {"loc": jnp.mean(x, axis=0), "scale_raw": _raw_from_chol(jnp.linalg.cholesky(cov))}

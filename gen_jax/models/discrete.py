@@ -12,7 +12,7 @@ With 2^d states everything is exact, so these models calibrate the continuous es
   sum_i log p(x_i | x_-i), which needs no log Z. Its `log_prob` is UNNORMALIZED; samples are exact
   (categorical over the enumerated states).
 
-All declare `info["support"] = "binary"`: log Z of an unnormalized one is found by enumeration.
+All declare the `BinarySupport` capability: log Z of an unnormalized one is found by enumeration.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.core import Kind, Model, check_batch
+from gen_jax.core.capabilities import BinarySupport
 from gen_jax.likelihood.enumerate import all_binary_states
-from gen_jax.models.base import Kind, Model, check_batch, nll_loss
+from gen_jax.models.common import nll_loss
 from gen_jax.nn.made import MADE
 from gen_jax.nn.mlp import MLP
 from gen_jax.nn.mlp import activation as activation_fn
@@ -54,7 +56,7 @@ def _bernoulli_log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def _info(architecture: str, **kw) -> dict:
-    return dict(family="discrete", architecture=architecture, support="binary", **kw)
+    return dict(family="discrete", architecture=architecture, **kw)
 
 
 def frequency_table(num_bits: int, alpha: float = 0.5, name: str = "freq_table") -> Model:
@@ -83,6 +85,7 @@ def frequency_table(num_bits: int, alpha: float = 0.5, name: str = "freq_table")
         log_prob,
         sample,
         info=_info(f"table of 2^{num_bits} frequencies, +{alpha} smoothing", objective="counts"),
+        capabilities=(BinarySupport(),),
     )
 
 
@@ -110,6 +113,7 @@ def bernoulli(num_bits: int, name: str = "bernoulli") -> Model:
         log_prob,
         sample,
         info=_info(f"{num_bits} independent Bernoullis", objective="counts"),
+        capabilities=(BinarySupport(),),
     )
 
 
@@ -144,6 +148,7 @@ def autoregressive_bernoulli(
         log_prob,
         sample,
         info=_info(f"MADE {list(hidden)} {activation}, Bernoulli conditionals", objective="max_likelihood"),
+        capabilities=(BinarySupport(),),
     )
 
 
@@ -195,7 +200,8 @@ def binary_ebm(
         log_prob,
         sample,
         info=_info(f"energy MLP {list(hidden)} {activation}", objective=objective),
-        parts={"energy": lambda params, x: -neg_energy(params, x[None])[0]},
+        capabilities=(BinarySupport(),),
+        internals={"energy": lambda params, x: -neg_energy(params, x[None])[0]},
     )
 
 
@@ -207,3 +213,9 @@ def ebm_exact_ml(num_bits: int, **kwargs) -> Model:
 def ebm_pseudo_lik(num_bits: int, **kwargs) -> Model:
     """Registry entry "ebm_pseudo_lik": binary EBM by pseudo-likelihood."""
     return binary_ebm(num_bits, **{"objective": "pseudo_likelihood", **kwargs})
+
+
+ebm_exact_ml.forwards_to = binary_ebm
+ebm_pseudo_lik.forwards_to = binary_ebm
+ebm_exact_ml.fixed_options = {"objective": "exact_ml"}
+ebm_pseudo_lik.fixed_options = {"objective": "pseudo_likelihood"}

@@ -22,8 +22,9 @@ import distrax
 import jax
 import jax.numpy as jnp
 
-from gen_jax.models.base import Model, distribution_model
+from gen_jax.core import Model
 from gen_jax.models.bijectors import RationalQuadraticSpline, ScanChain
+from gen_jax.models.common import distribution_model
 from gen_jax.nn.made import MADE
 from gen_jax.nn.mlp import FeatureMajorMLP
 from gen_jax.nn.mlp import activation as activation_fn
@@ -80,6 +81,7 @@ class StandardNormal(distrax.Distribution):
 
 
 def standard_normal(event_dim: int) -> distrax.Distribution:
+    """N(0, I) on vectors of `event_dim` (the flows' base)."""
     return StandardNormal(event_dim)
 
 
@@ -87,24 +89,27 @@ def flow_model(
     name: str,
     event_dim: int,
     init: Callable,
-    bijector: Callable[[dict], distrax.Bijector],
+    bijector: Callable[..., distrax.Bijector],
     info: dict,
+    context_dim: int | None = None,
 ) -> Model:
-    """A Model from a parameterised bijector pushed through a standard normal base."""
+    """A Model from a parameterised bijector pushed through a standard normal base; with
+    `context_dim`, bijector(params, context) of a batch of contexts: a conditional density."""
 
-    def distribution(params) -> distrax.Distribution:
-        return distrax.Transformed(standard_normal(event_dim), bijector(params))
+    def distribution(params, context=None) -> distrax.Distribution:
+        return distrax.Transformed(standard_normal(event_dim), bijector(params, context))
 
+    context_shape = (context_dim,) if context_dim else None
     return distribution_model(
-        name, (event_dim,), init, distribution, info, parts={"bijector": bijector}, batched=True
+        name,
+        (event_dim,),
+        init,
+        distribution,
+        info,
+        internals={"bijector": bijector},
+        batched=True,
+        context_shape=context_shape,
     )
-
-
-def _check_dim(event_dim: int, need: int, family: str) -> None:
-    if event_dim < need:
-        raise ValueError(
-            f"{family} needs data of dimension >= {need}, got {event_dim}; use `maf` for 1-D data"
-        )
 
 
 class Reverse(distrax.Bijector):
@@ -127,7 +132,8 @@ def stacked_layers(
     scan: bool,
     unroll: int | bool | None = None,
 ):
-    """(init, bijector) for `num_layers` identical layers, each followed by a `Reverse`.
+    """(init, bijector(params, context=None)) for `num_layers` identical layers `layer(p, context)`, each
+    followed by a `Reverse`.
 
     scan=True stacks the parameters and runs the layers under `lax.scan` (`bijectors.ScanChain`):
     Python traces one layer. `unroll` is the scan's: True (every layer in the compiled program: the
@@ -140,8 +146,8 @@ def stacked_layers(
     if unroll is None:
         unroll = True if num_layers <= 8 else 1
 
-    def with_reverse(p) -> distrax.Bijector:
-        return distrax.Chain([Reverse(), layer(p)])  # the layer acts first, then the reversal
+    def with_reverse(p, context) -> distrax.Bijector:
+        return distrax.Chain([Reverse(), layer(p, context)])  # the layer acts first, then the reversal
 
     @jax.jit  # one compiled call, not one per operation of every layer's init
     def init(key, x):
@@ -150,13 +156,26 @@ def stacked_layers(
             return {"layers": jax.vmap(init_one)(keys)}
         return {"layers": [init_one(k) for k in keys]}
 
-    def bijector(params):
+    def bijector(params, context=None):
         if scan:
-            return ScanChain(with_reverse, params["layers"], event_ndims=1, unroll=unroll)
+            return ScanChain(
+                lambda p: with_reverse(p, context), params["layers"], event_ndims=1, unroll=unroll
+            )
         # distrax.Chain applies its last element first: layer 0 acts first on the base sample
-        return distrax.Chain([with_reverse(p) for p in params["layers"]][::-1])
+        return distrax.Chain([with_reverse(p, context) for p in params["layers"]][::-1])
 
     return init, bijector
+
+
+def conditioner_input(x1, context, split: int):
+    """The conditioner's feature-major input (features, N): the kept half of x, the context (a
+    conditional flow), or a constant 1 when there is neither (1-D data: the layer is then an
+    unconditional elementwise map with learned parameters)."""
+    n = math.prod(x1.shape[:-1])
+    parts = [x1.reshape(n, split)] if split else []
+    if context is not None:
+        parts.append(jnp.asarray(context, x1.dtype).reshape(n, -1))
+    return (jnp.concatenate(parts, axis=1) if parts else jnp.ones((n, 1), x1.dtype)).T
 
 
 def coupling_flow(
@@ -171,16 +190,17 @@ def coupling_flow(
     unroll_layers: int | bool | None = None,
     name: str | None = None,
     compute_dtype: str = "float32",
+    context_dim: int | None = None,
 ) -> Model:
     """Coupling flow: each layer keeps the first half of x fixed and transforms the second half
-    elementwise with parameters computed from the first; a reversal between layers makes the
-    halves alternate (in 2D: x2 given x1, then x1 given x2, ...).
+    elementwise with parameters computed from the first (and the context of a conditional flow);
+    a reversal between layers makes the halves alternate (in 2D: x2 given x1, then x1 given x2).
+    1-D data have no half to keep: each layer is then an elementwise map with learned parameters.
 
     `compute_dtype="bfloat16"`: the conditioner MLPs (nearly all the FLOPs) compute in bfloat16
     with float32 parameters; their outputs, the transformers, log-determinants and log p stay
     float32, where bfloat16's 8-bit mantissa would corrupt the numbers.
     `scan_layers`, `unroll_layers`: how the layers are compiled (see `stacked_layers`)."""
-    _check_dim(event_dim, 2, "a coupling flow")
     split = event_dim // 2
     d2 = event_dim - split
     if transformer == "affine":
@@ -197,16 +217,17 @@ def coupling_flow(
         dtype=dtype_of(compute_dtype),
         uniform_bias=True,
     )
+    in_features = (split + (context_dim or 0)) or 1
 
     def init_one(key):
-        return net.init(key, jnp.zeros((split, 1)))["params"]
+        return net.init(key, jnp.zeros((in_features, 1)))["params"]
 
-    def layer(p) -> distrax.Bijector:
+    def layer(p, context=None) -> distrax.Bijector:
         def conditioner(x1):
             # (..., split) -> (per_dim, ..., d2): the MLP runs feature-major (see `nn.mlp`); for 2-D
             # data both transposes are free reshapes
             batch = x1.shape[:-1]
-            out = net.apply({"params": p}, x1.reshape(-1, split).T)  # (per_dim * d2, N)
+            out = net.apply({"params": p}, conditioner_input(x1, context, split))  # (per_dim * d2, N)
             out = out.reshape(per_dim, d2, -1)
             return jnp.swapaxes(out, 1, 2).reshape(per_dim, *batch, d2)
 
@@ -221,7 +242,7 @@ def coupling_flow(
         tail_bound=tail_bound if transformer == "spline" else None,
     )
     default = "realnvp" if transformer == "affine" else "nsf"
-    return flow_model(name or default, event_dim, init, bijector, info)
+    return flow_model(name or default, event_dim, init, bijector, info, context_dim)
 
 
 def realnvp(
@@ -233,8 +254,9 @@ def realnvp(
     unroll_layers: int | bool | None = None,
     name: str = "realnvp",
     compute_dtype: str = "float32",
+    context_dim: int | None = None,
 ) -> Model:
-    """RealNVP: affine coupling layers."""
+    """RealNVP: affine coupling layers (conditional on a context of `context_dim` when given)."""
     return coupling_flow(
         event_dim,
         num_layers,
@@ -245,6 +267,7 @@ def realnvp(
         unroll_layers=unroll_layers,
         name=name,
         compute_dtype=compute_dtype,
+        context_dim=context_dim,
     )
 
 
@@ -259,8 +282,9 @@ def nsf(
     unroll_layers: int | bool | None = None,
     name: str = "nsf",
     compute_dtype: str = "float32",
+    context_dim: int | None = None,
 ) -> Model:
-    """Neural spline flow: rational-quadratic spline coupling layers."""
+    """Neural spline flow: rational-quadratic spline coupling layers (conditional with `context_dim`)."""
     return coupling_flow(
         event_dim,
         num_layers,
@@ -273,6 +297,7 @@ def nsf(
         unroll_layers,
         name=name,
         compute_dtype=compute_dtype,
+        context_dim=context_dim,
     )
 
 
@@ -315,19 +340,27 @@ def maf(
     unroll_layers: int | bool | None = None,
     name: str = "maf",
     compute_dtype: str = "float32",
+    context_dim: int | None = None,
 ) -> Model:
     """Masked autoregressive flow; a reversal between layers alternates the autoregressive order.
+    With `context_dim`, every conditional also sees the context (a conditional density).
 
     `compute_dtype="bfloat16"`: the MADE computes in bfloat16 (float32 parameters and outputs)."""
     net = MADE(
-        tuple(range(event_dim)), tuple(hidden), 2, activation_fn(activation), dtype=dtype_of(compute_dtype)
+        tuple(range(event_dim)),
+        tuple(hidden),
+        2,
+        activation_fn(activation),
+        dtype=dtype_of(compute_dtype),
+        context_dim=context_dim or 0,
     )
 
     def init_one(key):
-        return net.init(key, jnp.zeros((1, event_dim)))["params"]
+        context = jnp.zeros((1, context_dim)) if context_dim else None
+        return net.init(key, jnp.zeros((1, event_dim)), context)["params"]
 
-    def layer(p) -> distrax.Bijector:
-        return MaskedAutoregressiveAffine(lambda x: net.apply({"params": p}, x), event_dim)
+    def layer(p, context=None) -> distrax.Bijector:
+        return MaskedAutoregressiveAffine(lambda x: net.apply({"params": p}, x, context), event_dim)
 
     init, bijector = stacked_layers(num_layers, layer, init_one, scan_layers, unroll_layers)
     info = dict(
@@ -335,4 +368,4 @@ def maf(
         architecture=f"MAF x{num_layers}, MADE {list(hidden)} {activation}",
         compute_dtype=compute_dtype,
     )
-    return flow_model(name, event_dim, init, bijector, info)
+    return flow_model(name, event_dim, init, bijector, info, context_dim)

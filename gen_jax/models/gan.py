@@ -40,8 +40,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_jax.core import Kind, Model, UpdateGroups
 from gen_jax.data.transforms import dequantize
-from gen_jax.models.base import Kind, Model, UpdateGroups
 from gen_jax.nn.conv import Conv
 from gen_jax.nn.mlp import MLP
 from gen_jax.nn.mlp import activation as activation_fn
@@ -65,6 +65,7 @@ NO_DENSITY_MESSAGE = (
 
 
 def leaky_relu(x: jax.Array) -> jax.Array:
+    """Leaky ReLU with slope 0.2 (the discriminators')."""
     return nn.leaky_relu(x, 0.2)
 
 
@@ -185,6 +186,32 @@ def to_pixels(y: jax.Array) -> jax.Array:
     return jnp.clip(jnp.floor(256.0 * y), 0, 255).astype(jnp.uint8)
 
 
+def gan_networks(event_shape, latent_dim, hidden, disc_hidden, activation: str, channels: int):
+    """(generator, discriminator, latent size, architecture) for vectors (an MLP pair) or 28x28x1 images
+    (a DCGAN-style pair generating dequantized pixels in [0, 1))."""
+    if len(event_shape) == 1:
+        gen_net = MLP(tuple(hidden), event_shape[0], activation_fn(activation))
+        disc_net = MLP(tuple(disc_hidden or hidden), 1, leaky_relu)
+        disc = list(disc_hidden or hidden)
+        arch = f"MLP generator {list(hidden)} {activation}, MLP discriminator {disc} leaky ReLU"
+        return gen_net, disc_net, latent_dim or event_shape[0], arch
+    if event_shape == IMAGE_SHAPE:
+        arch = f"DCGAN-style conv pair, {channels} base channels, no batch norm"
+        return DCGenerator(channels, (0.0, 1.0)), DCDiscriminator(channels), latent_dim or 64, arch
+    raise ValueError(
+        f"gan models vectors (D,) or {IMAGE_SHAPE} images; got examples of shape {event_shape}. "
+        f"Flatten them to ({math.prod(event_shape)},) or resize the images."
+    )
+
+
+def alternating_groups(d_steps: int) -> UpdateGroups:
+    """`d_steps` discriminator steps, then one generator step (`training.grouped_optimizer`)."""
+    labels = lambda params: {
+        part: jax.tree_util.tree_map(lambda _, part=part: part, params[part]) for part in params
+    }
+    return UpdateGroups(labels=labels, schedule=("discriminator",) * d_steps + ("generator",))
+
+
 def gan(
     event_shape: tuple[int, ...],
     latent_dim: int | None = None,
@@ -214,39 +241,17 @@ def gan(
         discriminator steps, then one generator step, via `Model.update_groups`).
     """
     event_shape = tuple(event_shape)
-    if penalty not in PENALTIES:
-        raise ValueError(f"unknown gradient penalty {penalty!r}; choose one of {PENALTIES}")
-    if updates not in UPDATES:
-        raise ValueError(f"unknown updates {updates!r}; choose one of {UPDATES}")
+    for value, allowed, what in ((penalty, PENALTIES, "gradient penalty"), (updates, UPDATES, "updates")):
+        if value not in allowed:
+            raise ValueError(f"unknown {what} {value!r}; choose one of {allowed}")
     if d_steps < 1:
         raise ValueError(f"d_steps must be >= 1, got {d_steps}")
-    if len(event_shape) == 1:
-        dims = event_shape[0]
-        latent_dim = latent_dim or dims
-        gen_net = MLP(tuple(hidden), dims, activation_fn(activation))
-        disc_net = MLP(tuple(disc_hidden or hidden), 1, leaky_relu)
-        architecture = (
-            f"MLP generator {list(hidden)} {activation}, MLP discriminator "
-            f"{list(disc_hidden or hidden)} leaky ReLU"
-        )
-    elif event_shape == IMAGE_SHAPE:
-        latent_dim = latent_dim or 64
-        gen_net = DCGenerator(channels, (0.0, 1.0))  # dequantized pixels in [0, 1)
-        disc_net = DCDiscriminator(channels)
-        architecture = f"DCGAN-style conv pair, {channels} base channels, no batch norm"
-    else:
-        raise ValueError(
-            f"gan models vectors (D,) or {IMAGE_SHAPE} images; got examples of shape {event_shape}. "
-            f"Flatten them to ({math.prod(event_shape)},) or resize the images."
-        )
-
+    gen_net, disc_net, latent_dim, architecture = gan_networks(
+        event_shape, latent_dim, hidden, disc_hidden, activation, channels
+    )
     images = len(event_shape) == 3
-
-    def generate(pg, z):
-        return gen_net.apply({"params": pg}, z)
-
-    def discriminate(pd, x):
-        return disc_net.apply({"params": pd}, x)[..., 0]
+    generate = lambda pg, z: gen_net.apply({"params": pg}, z)
+    discriminate = lambda pd, x: disc_net.apply({"params": pd}, x)[..., 0]
 
     def init(key, x):
         kg, kd = jax.random.split(key)
@@ -264,14 +269,6 @@ def gan(
         y = generate(params["generator"], jax.random.normal(key, (n, latent_dim), jnp.float32))
         return to_pixels(y) if images else y
 
-    groups = None
-    if updates == "alternating":
-        groups = UpdateGroups(
-            labels=lambda params: {
-                part: jax.tree_util.tree_map(lambda _, part=part: part, params[part]) for part in params
-            },
-            schedule=("discriminator",) * d_steps + ("generator",),
-        )
     info = dict(
         family="gan",
         architecture=architecture,
@@ -279,17 +276,18 @@ def gan(
         latent_dim=latent_dim,
         updates=updates if updates == "simultaneous" else f"alternating ({d_steps} D : 1 G)",
     )
+    loss = gan_loss(
+        generate, discriminate, latent_dim, penalty, penalty_weight, prepare_images if images else None
+    )
     return Model(
         name=name,
         event_shape=event_shape,
         kind=Kind.NONE,
         init=init,
-        loss=gan_loss(
-            generate, discriminate, latent_dim, penalty, penalty_weight, prepare_images if images else None
-        ),
+        loss=loss,
         log_prob=log_prob,
         sample=sample,
         info=info,
-        parts={"generate": generate, "discriminate": discriminate},
-        update_groups=groups,
+        internals={"generate": generate, "discriminate": discriminate},
+        update_groups=alternating_groups(d_steps) if updates == "alternating" else None,
     )

@@ -1,6 +1,6 @@
 """Multi-scale image flow: RealNVP / Glow (Dinh et al. 2017; Kingma & Dhariwal 2018) for 8-bit images.
 
-    model = make_model("glow", (28, 28, 1), steps_per_level=8, hidden=64)
+    model = make_model("glow", (28, 28, 1), steps_per_level=8, channels=64)
     logp = model.log_prob(params, x_uint8, key)        # log P(x) of the discrete image, nats
 
 The density lives on the logit scale of uniformly dequantized data. From an image x (uint8) to
@@ -24,10 +24,11 @@ as one more affine coupling before the split; at the last scale it is a per-chan
     log q(y) = log N(z; 0, I) + log|det dz/dy|           (distrax.Transformed)
     log P(x) >= log q(y) - D log 256                       (gen_jax.data.transforms)
 
-`log_prob` returns that bound on the discrete log-likelihood, a single-sample estimate (one u per
-image, drawn from `key`): the standard number flows report as bits/dim on 8-bit data. `kind` is
-EXACT as for every flow: exact for the dequantized density, and the dequantization gap is the
-usual convention (see `transforms`).
+`log_prob` returns that bound on the discrete log-likelihood for ONE u per image, drawn from `key`:
+an unbiased estimate of a lower bound, so `kind` is LOWER_BOUND (the density of the dequantized
+image is exact, the discrete image's is not). It declares the `Dequantized` capability: averaging
+k draws of u with importance weights (`gen_jax.likelihood.dequantization`) gives an estimate that
+rises toward log P(x) with k.
 
 Parameters are a pytree; the bijector is rebuilt from them on every call (free under jit). The
 K steps of a scale are stacked and run by `ScanChain` (one `lax.scan`), so compile time does not
@@ -38,6 +39,7 @@ signs of the LU-form 1x1 convolutions are constants of the architecture, drawn f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import distrax
@@ -46,8 +48,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.core import Kind, Model, check_batch
+from gen_jax.core.capabilities import Dequantized
 from gen_jax.data.transforms import LogitTransform, dequantize, discrete_log_prob_from_continuous
-from gen_jax.models.base import Kind, Model, check_batch, nll_loss
 from gen_jax.models.bijectors import (
     ActNorm,
     Invertible1x1Conv,
@@ -57,11 +60,13 @@ from gen_jax.models.bijectors import (
     actnorm_init,
     lu_init,
 )
+from gen_jax.models.common import nll_loss
 from gen_jax.models.flows import soft_clamp
 from gen_jax.nn.conv import Conv
 from gen_jax.nn.resnet import ResNetConditioner
 
 Array = jax.Array
+OBJECTIVE = "maximum likelihood on uniformly dequantized data"
 
 
 def _scale_shapes(event_shape: tuple[int, int, int], num_levels: int) -> list[tuple[int, int, int]]:
@@ -100,11 +105,159 @@ def _coupling(net: nn.Module, p, channels: int, max_log_scale: float) -> distrax
     )
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class GlowArch:
+    """The pieces of a multi-scale Glow, as functions of its parameters (see `glow`)."""
+
+    shapes: tuple[tuple[int, int, int], ...]  # (H, W, C) inside each scale, after its squeeze
+    k_steps: int
+    nets: tuple  # coupling conditioners, one per scale
+    prior_nets: tuple  # learned-prior convolutions, one per scale
+    lu: tuple  # per scale, per step: `lu_init` of the 1x1 convolution
+    learn_prior: bool
+    max_log_scale: float
+    unroll: bool
+    logit: distrax.Bijector
+
+    @property
+    def num_levels(self) -> int:
+        """Number of scales."""
+        return len(self.shapes)
+
+    def constants(self, level: int) -> dict:
+        """The fixed permutations and signs of the scale's 1x1 convolutions, stacked over steps."""
+        return {name: jnp.asarray(np.stack([d[name] for d in self.lu[level]])) for name in ("perm", "sign")}
+
+    def step(self, level: int, p) -> distrax.Bijector:
+        """One flow step (actnorm -> 1x1 conv -> coupling); p: this step's params and constants."""
+        c = self.shapes[level][2]
+        conv = Invertible1x1Conv(
+            p["conv"]["lower"], p["conv"]["upper"], p["conv"]["log_s"], p["perm"], p["sign"]
+        )
+        actnorm = ActNorm(p["actnorm"]["bias"], p["actnorm"]["log_scale"])
+        return distrax.Chain(
+            [_coupling(self.nets[level], p["coupling"], c, self.max_log_scale), conv, actnorm]
+        )
+
+    def steps(self, level: int, lp) -> ScanChain:
+        """The K steps of a scale, stacked and run by one lax.scan."""
+        stacked = {**lp["steps"], **self.constants(level)}
+        return ScanChain(lambda p: self.step(level, p), stacked, event_ndims=3, unroll=self.unroll)
+
+    def prior(self, level: int, lp) -> distrax.Bijector | None:
+        """The learned prior of a scale: the factored-out half given the kept half, or (top) an affine."""
+        if not self.learn_prior:
+            return None
+        if level < self.num_levels - 1:
+            return _coupling(self.prior_nets[level], lp["prior"], self.shapes[level][2], self.max_log_scale)
+        return ActNorm(lp["prior"]["bias"], lp["prior"]["log_scale"])
+
+    def encoder(self, params) -> distrax.Bijector:
+        """Image y in (0, 1)^D -> flat latent z (forward), as one distrax bijector."""
+        rest = None
+        for level in reversed(range(self.num_levels)):
+            lp = params["levels"][level]
+            top = self.prior(level, lp)
+            parts = ([top] if top is not None else []) + [self.steps(level, lp), Squeeze(2)]
+            rest = MultiScale(distrax.Chain(parts), self.shapes[level], rest)  # Chain applies its last first
+        return distrax.Chain([rest, self.logit])
+
+    def init_params(self, key) -> dict:
+        """Parameters before the data-dependent init: zero actnorms, random rotations, zero priors."""
+        levels = []
+        for level, (h, w, c) in enumerate(self.shapes):
+            keys = jax.random.split(jax.random.fold_in(key, 100 + level), self.k_steps + 1)
+            dummy = jnp.zeros((1, h, w, c // 2))
+            coupling = jax.vmap(lambda k, n=self.nets[level], d=dummy: n.init(k, d)["params"])(
+                keys[: self.k_steps]
+            )
+            conv = {
+                n: jnp.asarray(np.stack([d[n] for d in self.lu[level]])) for n in ("lower", "upper", "log_s")
+            }
+            zeros = jnp.zeros((self.k_steps, c))
+            lp = {
+                "steps": {"actnorm": {"bias": zeros, "log_scale": zeros}, "conv": conv, "coupling": coupling}
+            }
+            if self.learn_prior:
+                lp["prior"] = (
+                    self.prior_nets[level].init(keys[-1], dummy)["params"]
+                    if level < self.num_levels - 1
+                    else {"bias": jnp.zeros(c), "log_scale": jnp.zeros(c)}
+                )
+            levels.append(lp)
+        return {"levels": levels}
+
+    def describe(self, channels, num_blocks, block_kernel, conv_impl, alpha) -> str:
+        """The architecture, for tables."""
+        scales = " -> ".join(f"{h}x{w}x{c}" for h, w, c in self.shapes)
+        prior = "learned" if self.learn_prior else "standard normal"
+        return (
+            f"Glow {self.num_levels} scales ({scales}) x {self.k_steps} steps (actnorm, 1x1 conv LU, affine "
+            f"coupling), ResNet conditioner {channels} ch x {num_blocks} blocks "
+            f"({block_kernel}x{block_kernel}), "
+            f"{prior} prior, logit alpha={alpha}"
+        )
+
+    def data_dependent_init(self, params, v):
+        """Set every actnorm so that its output is zero-mean, unit-variance per channel on v (Glow's
+        data-dependent init), layer by layer; the top prior likewise."""
+        for level in range(self.num_levels):
+            lp = params["levels"][level]
+            v, _ = Squeeze(2).forward_and_log_det(v)
+            consts = self.constants(level)
+            for k in range(self.k_steps):
+                an = actnorm_init(v)
+                for name in ("bias", "log_scale"):
+                    lp["steps"]["actnorm"][name] = lp["steps"]["actnorm"][name].at[k].set(an[name])
+                p_k = jax.tree_util.tree_map(lambda a, k=k: a[k], lp["steps"])
+                p_k.update({name: a[k] for name, a in consts.items()})
+                v, _ = self.step(level, p_k).forward_and_log_det(v)
+            if self.learn_prior and level == self.num_levels - 1:
+                lp["prior"] = actnorm_init(v)
+            v = v[..., : self.shapes[level][2] // 2]  # the prior coupling starts as the identity
+        return params
+
+
+def glow_arch(
+    shapes,
+    k_steps,
+    learn_prior,
+    alpha,
+    max_log_scale,
+    seed,
+    unroll,
+    channels,
+    num_blocks,
+    block_kernel,
+    conv_impl,
+) -> GlowArch:
+    """The networks and constants of a Glow: one coupling conditioner and one prior convolution per
+    scale, and a random rotation (LU form) per step drawn from `seed`."""
+    zeros = nn.initializers.zeros
+    halves = [2 * (c - c // 2) for (_, _, c) in shapes]
+    return GlowArch(
+        shapes=tuple(shapes),
+        k_steps=k_steps,
+        nets=tuple(ResNetConditioner(channels, out, num_blocks, block_kernel, conv_impl) for out in halves),
+        prior_nets=tuple(
+            Conv(out, (3, 3), kernel_init=zeros, bias_init=zeros, impl=conv_impl) for out in halves
+        ),
+        lu=tuple(
+            tuple(lu_init(np.random.SeedSequence([seed, level, k]), c) for k in range(k_steps))
+            for level, (_, _, c) in enumerate(shapes)
+        ),
+        learn_prior=learn_prior,
+        max_log_scale=max_log_scale,
+        unroll=unroll,
+        logit=distrax.Block(LogitTransform(alpha), 3),
+    )
+
+
 def glow(
     event_shape: tuple[int, ...] = (28, 28, 1),
     num_levels: int = 2,
     steps_per_level: int = 8,
-    hidden: int = 64,
+    channels: int = 64,
     num_blocks: int = 1,
     block_kernel: int = 3,
     learn_prior: bool = True,
@@ -120,14 +273,14 @@ def glow(
     Args:
       num_levels: scales; each squeezes by 2 (28x28 allows 2).
       steps_per_level: K flow steps (actnorm, 1x1 conv, affine coupling) per scale.
-      hidden, num_blocks, block_kernel: the coupling conditioner (`gen_jax.nn.resnet`).
+      channels, num_blocks, block_kernel: the coupling conditioner (`gen_jax.nn.resnet`).
       learn_prior: factored-out halves get a Gaussian conditioned on the kept half, and the last
         scale a learned per-channel mean and scale; False: plain N(0, I) everywhere.
       alpha: the logit transform's squeeze (RealNVP: 0.05 on CIFAR-10, 1e-6 on MNIST).
       max_log_scale: coupling log-scales are soft-clamped to (-max_log_scale, max_log_scale).
       seed: draws the fixed permutations and signs of the 1x1 convolutions.
-      unroll_steps: unroll the K steps of a scale (`ScanChain`); on XLA:CPU the gradient of the
-        rolled `lax.scan` was 3.6x slower (K=8), for a compile about 1.6x shorter.
+      unroll_steps: unroll the K steps of a scale (`ScanChain`): faster gradients on XLA:CPU, for a
+        longer compile (`make bench-families` measures it).
       conv_impl: the conditioners' convolutions (`gen_jax.nn.conv`: "auto" is im2col on CPU).
     """
     event_shape = tuple(int(s) for s in event_shape)
@@ -138,103 +291,18 @@ def glow(
         )
     shapes = _scale_shapes(event_shape, num_levels)
     num_dims = math.prod(event_shape)
-    k_steps = steps_per_level
-    logit = distrax.Block(LogitTransform(alpha), 3)
-    nets = [
-        ResNetConditioner(hidden, 2 * (c - c // 2), num_blocks, block_kernel, conv_impl)
-        for (_, _, c) in shapes
-    ]
-    zeros = nn.initializers.zeros
-    prior_nets = [
-        Conv(2 * (c - c // 2), (3, 3), kernel_init=zeros, bias_init=zeros, impl=conv_impl)
-        for (_, _, c) in shapes
-    ]
-    # the 1x1 convolutions' fixed parts and initial values: a random rotation per step, from `seed`
-    lu = [
-        [lu_init(np.random.SeedSequence([seed, level, k]), c) for k in range(k_steps)]
-        for level, (_, _, c) in enumerate(shapes)
-    ]
-    consts = [{name: np.stack([d[name] for d in level_lu]) for name in ("perm", "sign")} for level_lu in lu]
-
-    def step(level: int, p) -> distrax.Bijector:
-        """One flow step (actnorm -> 1x1 conv -> coupling); p: this step's params and constants."""
-        c = shapes[level][2]
-        conv = Invertible1x1Conv(
-            p["conv"]["lower"], p["conv"]["upper"], p["conv"]["log_s"], p["perm"], p["sign"]
-        )
-        actnorm = ActNorm(p["actnorm"]["bias"], p["actnorm"]["log_scale"])
-        return distrax.Chain([_coupling(nets[level], p["coupling"], c, max_log_scale), conv, actnorm])
-
-    def steps(level: int, lp) -> ScanChain:
-        stacked = {**lp["steps"], **{k: jnp.asarray(v) for k, v in consts[level].items()}}
-        return ScanChain(lambda p: step(level, p), stacked, event_ndims=3, unroll=unroll_steps)
-
-    def prior(level: int, lp) -> distrax.Bijector | None:
-        if not learn_prior:
-            return None
-        if level < num_levels - 1:  # Gaussian of the factored-out half given the kept half
-            return _coupling(prior_nets[level], lp["prior"], shapes[level][2], max_log_scale)
-        return ActNorm(lp["prior"]["bias"], lp["prior"]["log_scale"])  # learned top: per-channel affine
-
-    def level_transform(level: int, lp) -> distrax.Bijector:
-        parts = [steps(level, lp), Squeeze(2)]
-        top = prior(level, lp)
-        return distrax.Chain(([top] if top is not None else []) + parts)  # Chain applies its last first
-
-    def encoder(params) -> distrax.Bijector:
-        """Image y in (0, 1)^D -> flat latent z (forward), as one distrax bijector."""
-        rest = None
-        for level in reversed(range(num_levels)):
-            rest = MultiScale(level_transform(level, params["levels"][level]), shapes[level], rest)
-        return distrax.Chain([rest, logit])
+    net = dict(channels=channels, num_blocks=num_blocks, block_kernel=block_kernel, conv_impl=conv_impl)
+    arch = glow_arch(shapes, steps_per_level, learn_prior, alpha, max_log_scale, seed, unroll_steps, **net)
 
     def distribution(params) -> distrax.Distribution:
         """The continuous density of ONE dequantized image y (H, W, C) in (0, 1)."""
         base = distrax.MultivariateNormalDiag(jnp.zeros(num_dims), jnp.ones(num_dims))
-        return distrax.Transformed(base, distrax.Inverse(encoder(params)))
+        return distrax.Transformed(base, distrax.Inverse(arch.encoder(params)))
 
     def init(key, x):
         check_batch(x, event_shape, "the example batch")
-        v = logit.forward(dequantize(jnp.asarray(x), jax.random.fold_in(key, 1)))
-        levels = []
-        for level, (_, _, c) in enumerate(shapes):
-            keys = jax.random.split(jax.random.fold_in(key, 100 + level), k_steps + 1)
-            dummy = jnp.zeros((1, *shapes[level][:2], c // 2))
-            coupling = jax.vmap(lambda k, net=nets[level], d=dummy: net.init(k, d)["params"])(keys[:k_steps])
-            conv = {
-                name: jnp.asarray(np.stack([d[name] for d in lu[level]]))
-                for name in ("lower", "upper", "log_s")
-            }
-            zeros = jnp.zeros((k_steps, c))
-            lp = {
-                "steps": {"actnorm": {"bias": zeros, "log_scale": zeros}, "conv": conv, "coupling": coupling}
-            }
-            if learn_prior:
-                lp["prior"] = (
-                    prior_nets[level].init(keys[-1], dummy)["params"]
-                    if level < num_levels - 1
-                    else {"bias": jnp.zeros(c), "log_scale": jnp.zeros(c)}
-                )
-            levels.append(lp)
-        return _data_dependent_init({"levels": levels}, v)
-
-    @jax.jit
-    def _data_dependent_init(params, v):
-        """Set every actnorm so that its output is zero-mean, unit-variance per channel on v."""
-        for level in range(num_levels):
-            lp = params["levels"][level]
-            v, _ = Squeeze(2).forward_and_log_det(v)
-            for k in range(k_steps):
-                an = actnorm_init(v)
-                for name in ("bias", "log_scale"):
-                    lp["steps"]["actnorm"][name] = lp["steps"]["actnorm"][name].at[k].set(an[name])
-                p_k = jax.tree_util.tree_map(lambda a, k=k: a[k], lp["steps"])
-                p_k.update({name: jnp.asarray(a[k]) for name, a in consts[level].items()})
-                v, _ = step(level, p_k).forward_and_log_det(v)
-            if learn_prior and level == num_levels - 1:
-                lp["prior"] = actnorm_init(v)
-            v = v[..., : shapes[level][2] // 2]  # the prior coupling starts as the identity
-        return params
+        v = arch.logit.forward(dequantize(jnp.asarray(x), jax.random.fold_in(key, 1)))
+        return jax.jit(lambda p, v: arch.data_dependent_init(p, v))(arch.init_params(key), v)
 
     def log_prob(params, x, key=None):
         if key is None:
@@ -250,32 +318,15 @@ def glow(
         y = jax.vmap(lambda k: dist.sample(seed=k))(jax.random.split(key, n))
         return jnp.clip(jnp.floor(y * 256.0), 0, 255).astype(jnp.uint8)
 
-    scales = " -> ".join(f"{h}x{w}x{c}" for h, w, c in shapes)
-    info = dict(
-        family="flow",
-        architecture=(
-            f"Glow {num_levels} scales ({scales}) x {k_steps} steps (actnorm, 1x1 conv LU, affine coupling), "
-            f"ResNet conditioner {hidden} ch x {num_blocks} blocks ({block_kernel}x{block_kernel}), "
-            f"{'learned' if learn_prior else 'standard normal'} prior, logit alpha={alpha}"
-        ),
-        objective="maximum likelihood on uniformly dequantized data",
-    )
     return Model(
         name=name,
         event_shape=event_shape,
-        kind=Kind.EXACT,
+        kind=Kind.LOWER_BOUND,
         init=init,
         loss=nll_loss(log_prob),
         log_prob=log_prob,
         sample=sample,
-        info=info,
-        parts={
-            "distribution": distribution,
-            "encoder": encoder,
-            "step": step,
-            "prior": prior,
-            "scale_shapes": shapes,
-            "constants": consts,
-            "logit": logit,
-        },
+        info=dict(family="flow", architecture=arch.describe(**net, alpha=alpha), objective=OBJECTIVE),
+        capabilities=(Dequantized(),),
+        internals={"distribution": distribution, "arch": arch},
     )

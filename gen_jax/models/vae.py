@@ -38,10 +38,11 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.stats import norm
 
+from gen_jax.core import Estimator, Kind, Model, check_batch
+from gen_jax.core.capabilities import LatentVariable
 from gen_jax.data.transforms import binarize
 from gen_jax.likelihood import discretized
 from gen_jax.likelihood.importance import all_log_weights, log_mean_exp_chunked
-from gen_jax.models.base import Estimator, Kind, Model, check_batch
 from gen_jax.nn.conv import Conv, depth_to_space
 from gen_jax.nn.mlp import activation as activation_fn
 
@@ -58,12 +59,12 @@ class ConvEncoder(nn.Module):
     """Images (B, H, W, C) in [-1, 1] -> posterior means and log-scales, each (B, latent_dim).
 
     Each level halves the resolution with a stride-2 3x3 convolution, then adds a residual 3x3
-    convolution; a dense layer of `hidden` units reads the last feature map.
+    convolution; a dense layer of `dense_width` units reads the last feature map.
     """
 
     channels: Sequence[int]
     latent_dim: int
-    hidden: int
+    dense_width: int
     activation: Callable[[Array], Array]
     conv_impl: str = "auto"
 
@@ -74,7 +75,7 @@ class ConvEncoder(nn.Module):
         for c in self.channels:
             h = act(Conv(c, (3, 3), strides=(2, 2), impl=self.conv_impl)(h))
             h = h + act(Conv(c, (3, 3), impl=self.conv_impl)(h))
-        h = act(nn.Dense(self.hidden)(h.reshape(h.shape[0], -1)))
+        h = act(nn.Dense(self.dense_width)(h.reshape(h.shape[0], -1)))
         out = nn.Dense(2 * self.latent_dim, kernel_init=nn.initializers.zeros)(h)
         return out[:, : self.latent_dim], out[:, self.latent_dim :]
 
@@ -90,7 +91,7 @@ class ConvDecoder(nn.Module):
 
     out_shape: tuple[int, int, int]
     channels: Sequence[int]
-    hidden: int
+    dense_width: int
     activation: Callable[[Array], Array]
     conv_impl: str = "auto"
 
@@ -99,7 +100,7 @@ class ConvDecoder(nn.Module):
         act = self.activation
         height, width, out_channels = self.out_shape
         f = 2 ** len(self.channels)
-        h = act(nn.Dense(self.hidden)(z))
+        h = act(nn.Dense(self.dense_width)(z))
         h = act(nn.Dense((height // f) * (width // f) * self.channels[0])(h))
         h = h.reshape(z.shape[0], height // f, width // f, self.channels[0])
         for i, c in enumerate(self.channels):
@@ -120,6 +121,67 @@ def gaussian_kl(mean: Array, log_scale: Array) -> Array:
     return 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(2.0 * log_scale) - 1.0 - 2.0 * log_scale, axis=-1)
 
 
+def _posterior_weights(encode_one, decoder_log_prob, prepare, latent_dim: int):
+    """weight_fn(params, x, key, proposal) -> (keys -> log weights) for ONE example: the importance
+    log weights log p(x | z) + log p(z) - log r(z), z ~ r the posterior q(z | x) or the prior."""
+
+    def weight_fn(params, x, key, proposal):
+        k_prep, _ = jax.random.split(key)
+        x = prepare(x, k_prep)
+        if proposal == "posterior":
+            mean, log_scale = encode_one(params, x)
+        elif proposal == "prior":
+            mean = log_scale = jnp.zeros((latent_dim,), jnp.float32)
+        else:
+            raise ValueError(f"unknown proposal {proposal!r}; choose 'posterior' or 'prior'")
+
+        def log_weights(keys):
+            eps = jax.vmap(lambda k: jax.random.normal(k, (latent_dim,)))(keys)
+            z = mean[None] + jnp.exp(log_scale)[None] * eps
+            log_pz = jnp.sum(norm.logpdf(z), axis=-1)
+            log_q = jnp.sum(norm.logpdf(eps) - log_scale[None], axis=-1)
+            return decoder_log_prob(params, z, x) + log_pz - log_q
+
+        return log_weights
+
+    return weight_fn
+
+
+def _sample_key(key):
+    """The key every estimate of one example draws its z_j from."""
+    return jax.random.fold_in(key, 1)
+
+
+def _estimators(weight_fn, event_shape, num_samples: int, chunk_size: int):
+    """(estimate(proposal, k) -> log_prob function, log_weights(params, x, key, k, proposal, chunk))."""
+
+    def estimate(proposal: str, k: int):
+        def log_prob_k(params, x, key):
+            check_batch(x, event_shape)
+
+            def one(x, key):
+                return log_mean_exp_chunked(
+                    weight_fn(params, x, key, proposal), _sample_key(key), k, chunk_size
+                )
+
+            return jax.vmap(one)(x, jax.random.split(key, x.shape[0]))
+
+        return log_prob_k
+
+    def log_weights(params, x, key, k, proposal="posterior", chunk=None):
+        """All k log weights of each example, (B, k): the draws `estimate` averages (same key)."""
+        check_batch(x, event_shape)
+
+        def one(x, key):
+            return all_log_weights(
+                weight_fn(params, x, key, proposal), _sample_key(key), k, chunk or chunk_size
+            )
+
+        return jax.vmap(one)(x, jax.random.split(key, x.shape[0]))
+
+    return estimate, log_weights
+
+
 def latent_variable_model(
     name: str,
     event_shape: tuple[int, ...],
@@ -132,7 +194,7 @@ def latent_variable_model(
     num_samples: int = 1000,
     chunk_size: int = 100,
     info: dict | None = None,
-    parts: dict | None = None,
+    internals: dict | None = None,
 ) -> Model:
     """A Gaussian-latent model trained by the ELBO, with IWAE and prior estimators of log p(x).
 
@@ -163,87 +225,37 @@ def latent_variable_model(
         check_batch(x, event_shape)
         return jax.vmap(elbo_one, in_axes=(None, 0, 0))(params, x, jax.random.split(key, x.shape[0]))
 
-    def log_prob(params, x, key):
-        return elbo_terms(params, x, key)[0]
-
     def loss(params, batch, key):
         elbo, rec, kl = elbo_terms(params, batch, key)
         nelbo = -jnp.mean(elbo)
         return nelbo, {"nelbo": nelbo, "reconstruction": -jnp.mean(rec), "kl": jnp.mean(kl)}
 
-    def weight_fn(params, x, key, proposal):
-        """(prepared x, log-weight function of sample keys) for ONE example."""
-        k_prep, _ = jax.random.split(key)
-        x = prepare(x, k_prep)
-        if proposal == "posterior":
-            mean, log_scale = encode_one(params, x)
-        elif proposal == "prior":
-            mean = log_scale = jnp.zeros((latent_dim,), jnp.float32)
-        else:
-            raise ValueError(f"unknown proposal {proposal!r}; choose 'posterior' or 'prior'")
-
-        def log_weights(keys):
-            eps = jax.vmap(lambda k: jax.random.normal(k, (latent_dim,)))(keys)
-            z = mean[None] + jnp.exp(log_scale)[None] * eps
-            log_pz = jnp.sum(norm.logpdf(z), axis=-1)
-            log_q = jnp.sum(norm.logpdf(eps) - log_scale[None], axis=-1)
-            return decoder_log_prob(params, z, x) + log_pz - log_q
-
-        return log_weights
-
-    def sample_key(key):  # the key every estimate of one example draws its z_j from
-        return jax.random.fold_in(key, 1)
-
-    def estimator(proposal: str, k: int):
-        def log_prob_k(params, x, key):
-            check_batch(x, event_shape)
-
-            def one(x, key):
-                fn = weight_fn(params, x, key, proposal)
-                return log_mean_exp_chunked(fn, sample_key(key), k, chunk_size)
-
-            return jax.vmap(one)(x, jax.random.split(key, x.shape[0]))
-
-        return log_prob_k
-
-    def log_weights(params, x, key, k, proposal="posterior", chunk=None):
-        """All k log weights of each example, (B, k): the same draws `estimators` average when
-        called with the same key."""
-        check_batch(x, event_shape)
-
-        def one(x, key):
-            return all_log_weights(
-                weight_fn(params, x, key, proposal), sample_key(key), k, chunk or chunk_size
-            )
-
-        return jax.vmap(one)(x, jax.random.split(key, x.shape[0]))
-
     def sample(params, key, n):
         k_z, k_x = jax.random.split(key)
         return decoder_sample(params, jax.random.normal(k_z, (n, latent_dim)), k_x)
 
+    weight_fn = _posterior_weights(encode_one, decoder_log_prob, prepare, latent_dim)
+    estimate, log_weights = _estimators(weight_fn, event_shape, num_samples, chunk_size)
     return Model(
         name=name,
         event_shape=event_shape,
         kind=Kind.LOWER_BOUND,
         init=init,
         loss=loss,
-        log_prob=log_prob,
+        log_prob=lambda params, x, key: elbo_terms(params, x, key)[0],
         sample=sample,
         info={"objective": "elbo", **(info or {})},
         estimators={
-            "iwae": Estimator(Kind.ESTIMATE, estimator("posterior", num_samples)),
-            "prior": Estimator(Kind.ESTIMATE, estimator("prior", num_samples)),
+            "iwae": Estimator(Kind.ESTIMATE, estimate("posterior", num_samples)),
+            "prior": Estimator(Kind.ESTIMATE, estimate("prior", num_samples)),
         },
-        parts={
+        capabilities=(LatentVariable(latent_dim, log_weights),),
+        internals={
             "encode": encode,
             "decoder_log_prob": decoder_log_prob,
             "elbo_terms": elbo_terms,
-            "log_weights": log_weights,
-            "estimate": lambda proposal, k: estimator(proposal, k),
-            "latent_dim": latent_dim,
-            "num_samples": num_samples,
-            **(parts or {}),
+            "estimate": estimate,
+            **(internals or {}),
         },
     )
 
@@ -251,31 +263,10 @@ def latent_variable_model(
 # ----------------------------------------------------------------------------- image VAEs
 
 
-def vae(
-    event_shape: tuple[int, ...],
-    likelihood: str = "logistic_mixture",
-    latent_dim: int = 32,
-    encoder_channels: Sequence[int] = (32, 64),
-    decoder_channels: Sequence[int] = (64, 32),
-    hidden: int = 256,
-    num_mixtures: int = 5,
-    activation: str = "silu",
-    num_samples: int = 1000,
-    chunk_size: int = 100,
-    conv_impl: str = "auto",
-    name: str = "vae",
-) -> Model:
-    """A convolutional VAE on images (H, W, C) of 8-bit values (see the module docstring).
-
-    H and W must be divisible by 2 ** len(encoder_channels) and 2 ** len(decoder_channels).
-    `num_samples`: k of the "iwae" and "prior" estimators (default 1000), run `chunk_size` at a time.
-    """
-    event_shape = tuple(int(s) for s in event_shape)
+def _check_image_shape(event_shape, encoder_channels, decoder_channels) -> tuple[int, int, int]:
     if len(event_shape) != 3:
         raise ValueError(f"vae models images (H, W, C); got examples of shape {event_shape}")
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {LIKELIHOODS}")
-    height, width, channels = event_shape
+    height, width, _ = event_shape
     for levels in (len(encoder_channels), len(decoder_channels)):
         if height % 2**levels or width % 2**levels:
             raise ValueError(
@@ -283,31 +274,12 @@ def vae(
                 f"encoder_channels={list(encoder_channels)} / decoder_channels={list(decoder_channels)}); "
                 "use fewer levels or pad the images"
             )
-    act = activation_fn(activation)
-    per_pixel = 3 * num_mixtures if likelihood == "logistic_mixture" else 1
-    encoder = ConvEncoder(tuple(encoder_channels), latent_dim, hidden, act, conv_impl)
-    decoder = ConvDecoder(
-        (height, width, channels * per_pixel), tuple(decoder_channels), hidden, act, conv_impl
-    )
+    return event_shape
 
-    if likelihood == "bernoulli":
 
-        def prepare(x, key):
-            return binarize(x, key)
-
-        def encoder_input(x):
-            return 2.0 * x - 1.0
-
-    else:
-        prepare = None
-        encoder_input = discretized.to_unit_scale
-
-    def encode(params, x):
-        return encoder.apply({"params": params["encoder"]}, encoder_input(x))
-
-    def decode(params, z):
-        out = decoder.apply({"params": params["decoder"]}, z)
-        return out.reshape(z.shape[0], height, width, channels, per_pixel)
+def _pixel_likelihood(likelihood: str, decode):
+    """(decoder_log_prob, decoder_sample, decoder_mean) of the per-pixel decoder on `decode(params, z)`
+    (B, H, W, C, parameters per pixel): a discretized logistic mixture or a Bernoulli."""
 
     def decoder_log_prob(params, z, x):
         out = decode(params, z)
@@ -321,7 +293,9 @@ def vae(
     def decoder_sample(params, z, key):
         out = decode(params, z)
         if likelihood == "bernoulli":
-            return (255 * jax.random.bernoulli(key, jax.nn.sigmoid(out[..., 0]))).astype(jnp.uint8)
+            return (255 * jax.random.bernoulli(key, jax.nn.sigmoid(out[..., 0])).astype(jnp.uint8)).astype(
+                jnp.uint8
+            )
         return discretized.mixture_sample(out, key)
 
     def decoder_mean(params, z):
@@ -331,42 +305,81 @@ def vae(
             return 255.0 * jax.nn.sigmoid(out[..., 0])
         return discretized.mixture_mean(out)
 
+    return decoder_log_prob, decoder_sample, decoder_mean
+
+
+def vae(
+    event_shape: tuple[int, ...],
+    likelihood: str = "logistic_mixture",
+    latent_dim: int = 32,
+    encoder_channels: Sequence[int] = (32, 64),
+    decoder_channels: Sequence[int] = (64, 32),
+    dense_width: int = 256,
+    num_mixtures: int = 5,
+    activation: str = "silu",
+    num_samples: int = 1000,
+    chunk_size: int = 100,
+    conv_impl: str = "auto",
+    name: str = "vae",
+) -> Model:
+    """A convolutional VAE on images (H, W, C) of 8-bit values (see the module docstring).
+
+    H and W must be divisible by 2 ** len(encoder_channels) and 2 ** len(decoder_channels);
+    `dense_width`: the dense layer between the convolutions and the latent, on both sides.
+    `num_samples`: k of the "iwae" and "prior" estimators (default 1000), run `chunk_size` at a time.
+    """
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {LIKELIHOODS}")
+    height, width, channels = _check_image_shape(
+        tuple(int(s) for s in event_shape), encoder_channels, decoder_channels
+    )
+    act = activation_fn(activation)
+    per_pixel = 3 * num_mixtures if likelihood == "logistic_mixture" else 1
+    encoder = ConvEncoder(tuple(encoder_channels), latent_dim, dense_width, act, conv_impl)
+    decoder = ConvDecoder(
+        (height, width, channels * per_pixel), tuple(decoder_channels), dense_width, act, conv_impl
+    )
+    bernoulli = likelihood == "bernoulli"
+    encoder_input = (lambda x: 2.0 * x - 1.0) if bernoulli else discretized.to_unit_scale
+
+    def encode(params, x):
+        return encoder.apply({"params": params["encoder"]}, encoder_input(x))
+
+    def decode(params, z):
+        out = decoder.apply({"params": params["decoder"]}, z)
+        return out.reshape(z.shape[0], height, width, channels, per_pixel)
+
     def init(key, x):
         k_enc, k_dec = jax.random.split(key)
-        x0 = jnp.zeros((1, *event_shape), jnp.float32)
         return {
-            "encoder": encoder.init(k_enc, x0)["params"],
+            "encoder": encoder.init(k_enc, jnp.zeros((1, height, width, channels), jnp.float32))["params"],
             "decoder": decoder.init(k_dec, jnp.zeros((1, latent_dim), jnp.float32))["params"],
         }
 
-    decoder_desc = (
-        f"{num_mixtures}-component discretized logistic mixture per pixel"
-        if likelihood == "logistic_mixture"
-        else "Bernoulli per pixel (binarized data)"
+    decoder_log_prob, decoder_sample, decoder_mean = _pixel_likelihood(likelihood, decode)
+    desc = (
+        "Bernoulli per pixel (binarized data)"
+        if bernoulli
+        else (f"{num_mixtures}-component discretized logistic mixture per pixel")
     )
-    info = dict(
-        family="vae",
-        architecture=(
-            f"conv encoder {list(encoder_channels)} + dense {hidden} -> {latent_dim}-d Gaussian latent; "
-            f"dense {hidden} + conv decoder {list(decoder_channels)} (pixel shuffle); {decoder_desc}; "
-            f"{activation}"
-        ),
-        likelihood=likelihood,
-        num_samples=num_samples,
+    architecture = (
+        f"conv encoder {list(encoder_channels)} + dense {dense_width} -> {latent_dim}-d Gaussian latent; "
+        f"dense {dense_width} + conv decoder {list(decoder_channels)} (pixel shuffle); {desc}; {activation}"
     )
+    info = dict(family="vae", architecture=architecture, likelihood=likelihood, num_samples=num_samples)
     return latent_variable_model(
         name,
-        event_shape,
+        (height, width, channels),
         latent_dim,
         init,
         encode,
         decoder_log_prob,
         decoder_sample,
-        prepare=prepare,
+        prepare=binarize if bernoulli else None,
         num_samples=num_samples,
         chunk_size=chunk_size,
         info=info,
-        parts={"decode": decode, "decoder_mean": decoder_mean},
+        internals={"decode": decode, "decoder_mean": decoder_mean},
     )
 
 
@@ -390,7 +403,7 @@ def linear_gaussian(
     chunk_size: int = 100,
 ) -> Model:
     """z ~ N(0, I_d), x | z ~ N(W z + b, s^2 I_D), so p(x) = N(b, W W^T + s^2 I) exactly
-    (`parts["exact_log_prob"](x)`); a linear encoder q(z | x) = N(A x + c, diag exp(l)^2).
+    (`internals["exact_log_prob"](x)`); a linear encoder q(z | x) = N(A x + c, diag exp(l)^2).
 
     Built with `latent_variable_model`, so its ELBO and estimators are the VAE's own code. The
     parameters are fixed (the model is for checking estimators, not for training): `init`
@@ -437,5 +450,9 @@ def linear_gaussian(
         num_samples=num_samples,
         chunk_size=chunk_size,
         info=dict(family="vae", architecture=f"linear Gaussian, {latent_dim} -> {dim}"),
-        parts={"exact_log_prob": exact_log_prob, "params": fixed},
+        internals={"exact_log_prob": exact_log_prob, "params": fixed},
     )
+
+
+vae_bin.forwards_to = vae
+vae_bin.fixed_options = {"likelihood": "bernoulli"}

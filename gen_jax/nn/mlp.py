@@ -62,15 +62,15 @@ def fan_in_uniform(fan_in: int) -> Callable:
     return init
 
 
-@jax.custom_vjp
+@jax.custom_jvp
 def linear_fm(kernel: jax.Array, x_t: jax.Array) -> jax.Array:
     """kernel^T x_t: a dense layer on feature-major activations, (in, N) -> (out, N), kernel (in, out).
 
     Forward: a GEMM with a physically transposed kernel (small: in x out); the optimization barrier
-    keeps XLA from folding the transpose back into a transposed-operand product. Backward (its own
-    VJP): d x_t = kernel g_t and d kernel = x_t g_t^T, both plain GEMMs on the stored layouts. Being a
-    custom VJP, it supports reverse-mode autodiff (to any order) but not forward mode (jax.jvp,
-    jax.jacfwd): use jax.jacrev, or `MLP` (the batch-major layout of the same parameters).
+    keeps XLA from folding the transpose back into a transposed-operand product. Its own JVP rule
+    (d kernel^T x_t + kernel^T d x_t, the second term through linear_fm again) gives every mode of
+    autodiff: forward (jax.jvp, jax.jacfwd), reverse by transposing it (d x_t = kernel g_t and
+    d kernel = x_t g_t^T, plain GEMMs on the stored layouts), and any order (jax.hessian).
     """
     return _transposed_gemm(kernel, x_t)
 
@@ -79,17 +79,15 @@ def _transposed_gemm(kernel, x_t):
     return jax.lax.optimization_barrier(kernel.T) @ x_t
 
 
-def _linear_fm_fwd(kernel, x_t):
-    return _transposed_gemm(kernel, x_t), (kernel, x_t)
-
-
-def _linear_fm_bwd(res, g_t):
-    kernel, x_t = res
-    d_kernel = jax.lax.dot_general(x_t, g_t, (((1,), (1,)), ((), ())))  # (in, out)
-    return d_kernel.astype(kernel.dtype), (kernel @ g_t).astype(x_t.dtype)
-
-
-linear_fm.defvjp(_linear_fm_fwd, _linear_fm_bwd)
+@linear_fm.defjvp
+def _linear_fm_jvp(primals, tangents):
+    kernel, x_t = primals
+    d_kernel, d_x = tangents
+    # both tangent products contract the stored layouts' first axes, so that their transposes (the
+    # reverse mode) are the plain GEMMs d kernel = x_t g_t^T and d x_t = kernel g_t
+    contract = (((0,), (0,)), ((), ()))
+    d_y = jax.lax.dot_general(d_kernel, x_t, contract) + jax.lax.dot_general(kernel, d_x, contract)
+    return linear_fm(kernel, x_t), d_y
 
 
 class DenseFM(nn.Module):
@@ -137,6 +135,7 @@ class FeatureMajorMLP(nn.Module):
 
 
 def swish(x: jax.Array) -> jax.Array:
+    """x * sigmoid(x) (SiLU)."""
     return x * jax.nn.sigmoid(x)
 
 
@@ -151,6 +150,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The activation function by name (one of ACTIVATIONS)."""
     try:
         return ACTIVATIONS[name]
     except KeyError:

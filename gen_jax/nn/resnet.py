@@ -19,6 +19,8 @@ from gen_jax.nn.conv import Conv
 
 
 class ResNetConditioner(nn.Module):
+    """A convolutional residual network mapping the kept channels to a coupling's parameters."""
+
     hidden: int
     out: int
     num_blocks: int = 1

@@ -32,6 +32,8 @@ def _groups(channels: int, max_groups: int) -> int:
 
 
 class ResBlock(nn.Module):
+    """GroupNorm, SiLU, 3x3 convolutions, the time embedding added between them; residual."""
+
     channels: int
     groups: int = 8
     conv_impl: str = "auto"
@@ -49,6 +51,8 @@ class ResBlock(nn.Module):
 
 
 class SelfAttention(nn.Module):
+    """Single-head self-attention over the positions of a feature map, residual."""
+
     groups: int = 8
 
     @nn.compact

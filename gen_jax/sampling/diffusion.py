@@ -1,4 +1,4 @@
-"""Samplers of a variance-preserving diffusion (`gen_jax.models.diffusion.VPProcess`), from t = 1 to t = 0.
+"""Samplers of a variance-preserving diffusion (`gen_jax.process.VPProcess`), from t = 1 to t = 0.
 
 - `sde_sample`: the reverse SDE on a uniform time grid of `num_steps`, either
   "ancestral" (the exact Gaussian posterior step q(z_s | z_t, x = x_hat(z_t)) of the model, VDM's
@@ -14,16 +14,13 @@ with its decoder.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import diffrax
 import jax
 import jax.numpy as jnp
 
-from gen_jax.likelihood.ode import SOLVERS, ODEConfig, nfe_from_steps
-
-if TYPE_CHECKING:
-    from gen_jax.models.diffusion import VPProcess
+from gen_jax.process import SOLVERS, ODEConfig, VPProcess, nfe_from_steps
 
 Array = jax.Array
 

@@ -6,9 +6,9 @@ known (AIS computes them anyway for its weights, so no evaluation is wasted):
 
     x, acceptance = transition.run(key, x, value, grad, log_f, step_size, num_steps)
 
-- `mala`: Metropolis-adjusted Langevin, blackjax's kernel (`blackjax.mala`).
-- `hmc`: Hamiltonian Monte Carlo, blackjax's kernel (`blackjax.hmc`), identity mass matrix.
-- `gibbs_binary`: systematic-scan Gibbs sweeps over the coordinates of a binary vector
+- `mala_transition`: Metropolis-adjusted Langevin, blackjax's kernel (`blackjax.mala`).
+- `hmc_transition`: Hamiltonian Monte Carlo, blackjax's kernel (`blackjax.hmc`), identity mass matrix.
+- `gibbs_transition`: systematic-scan Gibbs sweeps over the coordinates of a binary vector
   (exact conditionals from two evaluations of `log_f`; no step size, acceptance 1).
 
 Each leaves exp(log_f) invariant, which is what AIS and the invariance tests rely on.
@@ -59,7 +59,7 @@ def _scan_kernel(kernel, state, key, num_steps: int):
     return state.position, jnp.mean(acc)
 
 
-def mala(target_accept: float = 0.65, init_step_size: float = 0.05) -> Transition:
+def mala_transition(target_accept: float = 0.65, init_step_size: float = 0.05) -> Transition:
     """Metropolis-adjusted Langevin (blackjax.mala's kernel)."""
     kernel = blackjax.mala.build_kernel()
 
@@ -70,7 +70,7 @@ def mala(target_accept: float = 0.65, init_step_size: float = 0.05) -> Transitio
     return Transition("mala", True, target_accept, init_step_size, run)
 
 
-def hmc(
+def hmc_transition(
     num_integration_steps: int = 5, target_accept: float = 0.8, init_step_size: float = 0.1
 ) -> Transition:
     """Hamiltonian Monte Carlo with an identity mass matrix (blackjax.hmc's kernel)."""
@@ -85,7 +85,7 @@ def hmc(
     return Transition(f"hmc{num_integration_steps}", True, target_accept, init_step_size, run)
 
 
-def gibbs_binary() -> Transition:
+def gibbs_transition() -> Transition:
     """Systematic-scan Gibbs sweeps for x in {0, 1}^shape: each coordinate in turn is redrawn
     from its exact conditional, p(x_i = 1 | rest) = sigmoid(log_f(x_i=1) - log_f(x_i=0))."""
 
@@ -106,10 +106,15 @@ def gibbs_binary() -> Transition:
     return Transition("gibbs", False, None, 1.0, run)
 
 
-TRANSITIONS: dict[str, Callable[..., Transition]] = {"mala": mala, "hmc": hmc, "gibbs": gibbs_binary}
+TRANSITIONS: dict[str, Callable[..., Transition]] = {
+    "mala": mala_transition,
+    "hmc": hmc_transition,
+    "gibbs": gibbs_transition,
+}
 
 
 def get_transition(name: str, **kwargs) -> Transition:
+    """The transition by name (one of TRANSITIONS) with its options."""
     try:
         return TRANSITIONS[name](**kwargs)
     except KeyError:

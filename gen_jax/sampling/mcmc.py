@@ -51,19 +51,19 @@ def run_transition(
 
 def mala(log_f, x0: Array, key: Array, step_size: float, num_steps: int) -> ChainResult:
     """Metropolis-adjusted Langevin chains (blackjax.mala)."""
-    return run_transition(kernels.mala(), log_f, x0, key, step_size, num_steps)
+    return run_transition(kernels.mala_transition(), log_f, x0, key, step_size, num_steps)
 
 
 def hmc(
     log_f, x0: Array, key: Array, step_size: float, num_steps: int, num_integration_steps: int = 10
 ) -> ChainResult:
     """Hamiltonian Monte Carlo chains (blackjax.hmc), identity mass matrix."""
-    return run_transition(kernels.hmc(num_integration_steps), log_f, x0, key, step_size, num_steps)
+    return run_transition(kernels.hmc_transition(num_integration_steps), log_f, x0, key, step_size, num_steps)
 
 
 def gibbs_binary(log_f, x0: Array, key: Array, num_sweeps: int) -> ChainResult:
     """Gibbs sweeps for binary vectors x0 in {0, 1}."""
-    return run_transition(kernels.gibbs_binary(), log_f, x0, key, 1.0, num_sweeps)
+    return run_transition(kernels.gibbs_transition(), log_f, x0, key, 1.0, num_sweeps)
 
 
 def langevin(log_f, x0: Array, key: Array, step_size: float, num_steps: int) -> ChainResult:

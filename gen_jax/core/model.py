@@ -7,9 +7,14 @@ A model is four pure functions and a label for what its `log_prob` means:
     logp = model.log_prob(params, x, key)               # per-example, nats, shape (batch,)
     x = model.sample(params, key, n)                    # shape (n, *event_shape)
 
-`model.kind` says what kind of number `log_prob` returns (see `Kind`). Training loops,
-likelihood estimators and experiments only ever use this surface, so they never
-special-case a family.
+`model.kind` says what kind of number `log_prob` returns (see `Kind`). What an estimator needs
+beyond these four functions a model declares as typed capabilities (`gen_jax.core.capabilities`:
+a noise path, latent importance weights, a log Z bracket, a binary support, ...), read with
+`model.get(Capability)`. Training loops, estimators and experiments only ever use this surface and
+the capabilities, so they never special-case a family or test a model's name.
+
+Conditional models (`context_shape` set) take `context=c` in `log_prob` and `sample`, and train on
+batches `{"x": x, "context": c}`.
 """
 
 from __future__ import annotations
@@ -18,20 +23,23 @@ import dataclasses
 import enum
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 
+from gen_jax.core.capabilities import Capability
+
 Params = Any
 Array = jax.Array
+C = TypeVar("C", bound=Capability)
 
 
 class Kind(str, enum.Enum):
     """What a model's `log_prob` returns."""
 
     EXACT = "exact"  # a normalized log-density, exact up to float error (flows, autoregressive)
-    LOWER_BOUND = "lower_bound"  # a bound: log p(x) >= value (VAE ELBO, diffusion bound)
+    LOWER_BOUND = "lower_bound"  # a bound: log p(x) >= value, possibly only in expectation (ELBO)
     ESTIMATE = "estimate"  # a stochastic or approximate estimate of log p(x) (IWAE, AIS log Z)
     UNNORMALIZED = "unnormalized"  # log p~(x) = log p(x) + log Z with log Z unknown (energy models)
     NONE = "none"  # no density at all (implicit models); log_prob raises
@@ -49,7 +57,7 @@ class Estimator:
     """
 
     kind: Kind
-    log_prob: Callable[[Params, Array, Array], Array]
+    log_prob: Callable[..., Array]
     grid_n: int | None = None
 
 
@@ -60,8 +68,8 @@ class UpdateGroups:
     `labels(params)` returns a pytree of the same structure whose leaves name each parameter's
     group; `schedule` lists group names, cycled over optimizer steps: step s updates only the
     parameters of group `schedule[s % len(schedule)]` (the others keep their values and their
-    optimizer state). The training loop reads it (`training.make_optimizer`); a model without it
-    updates all parameters on every step.
+    optimizer state). The training loop reads it; a model without it updates all parameters on
+    every step.
     """
 
     labels: Callable[[Params], Any]
@@ -82,47 +90,76 @@ class Model:
       kind: what `log_prob` returns.
       init: (key, example_batch) -> params.
       loss: (params, batch, key) -> (scalar loss, dict of scalar metrics).
-      log_prob: (params, x, key) -> per-example log-density in nats, shape (batch,).
-      sample: (params, key, n) -> n samples, shape (n, *event_shape).
+      log_prob: (params, x, key, [context=c]) -> per-example log-density in nats, shape (batch,).
+      sample: (params, key, n, [context=c]) -> n samples, shape (n, *event_shape).
       log_prob_se: standard error of `log_prob` common to all examples (e.g. from an AIS log Z),
         or None when the number carries none.
       info: static description (architecture, objective), reported by experiments.
       estimators: further named ways to get log p(x) from the same params (see `Estimator`);
         experiments report each as its own row, named `model/estimator`.
-      parts: family-specific pieces for tests and analysis (a flow's `bijector(params)`, an
-        energy model's `energy(params, x)`); experiments never rely on them.
-      update_groups: optional `UpdateGroups`: parameters the training loop updates in turns
-        (alternating two-player updates); None updates every parameter on every step.
+      capabilities: typed interfaces an estimator may use (see `gen_jax.core.capabilities`).
+      internals: family-specific pieces for that family's own tests (a flow's bijector); nothing
+        outside `gen_jax.models` and the tests reads them.
+      update_groups: optional `UpdateGroups`: parameters the training loop updates in turns.
+      context_shape: shape of one context vector of a conditional model; None: unconditional.
+      aux_state: optional `AuxState`: state the loss carries from step to step (persistent
+        chains); the loop then calls `loss(params, batch, key, state)` -> (loss, (metrics, state)).
     """
 
     name: str
     event_shape: tuple[int, ...]
     kind: Kind
     init: Callable[[Array, Array], Params]
-    loss: Callable[[Params, Array, Array], tuple[Array, dict]]
-    log_prob: Callable[[Params, Array, Array], Array]
-    sample: Callable[[Params, Array, int], Array]
+    loss: Callable[..., tuple[Array, Any]]
+    log_prob: Callable[..., Array]
+    sample: Callable[..., Array]
     log_prob_se: float | None = None
     info: dict = dataclasses.field(default_factory=dict)
     estimators: dict[str, Estimator] = dataclasses.field(default_factory=dict)
-    parts: dict = dataclasses.field(default_factory=dict)
+    capabilities: tuple[Capability, ...] = ()
+    internals: dict = dataclasses.field(default_factory=dict)
     update_groups: UpdateGroups | None = None
+    context_shape: tuple[int, ...] | None = None
+    aux_state: AuxState | None = None
 
     @property
     def num_dims(self) -> int:
+        """Dimensions of one example (the D of bits/dim)."""
         return math.prod(self.event_shape)
 
     def replace(self, **changes) -> Model:
+        """A copy with `changes` applied (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)
+
+    def get(self, capability: type[C]) -> C | None:
+        """The model's capability of this type (or a subclass), or None."""
+        for c in self.capabilities:
+            if isinstance(c, capability):
+                return c
+        return None
+
+    def with_capability(self, capability: Capability) -> Model:
+        """A copy declaring `capability`, replacing any of the same type."""
+        kept = tuple(c for c in self.capabilities if type(c) is not type(capability))
+        return self.replace(capabilities=kept + (capability,))
 
     def views(self) -> list[tuple[str, Model]]:
         """(row name, model) for the primary log_prob and then each estimator, as Models."""
         out = [(self.name, self)]
         for est_name, est in self.estimators.items():
-            out.append(
-                (f"{self.name}/{est_name}", self.replace(kind=est.kind, log_prob=est.log_prob, estimators={}))
-            )
+            view = self.replace(kind=est.kind, log_prob=est.log_prob, estimators={})
+            out.append((f"{self.name}/{est_name}", view))
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class AuxState:
+    """State a model's loss carries between optimizer steps (e.g. persistent MCMC chains).
+
+    `init(key, params, example_batch) -> state`, a pytree; it is checkpointed with the parameters.
+    """
+
+    init: Callable[[Array, Params, Array], Any]
 
 
 def check_batch(x: Array, event_shape: tuple[int, ...], what: str = "x") -> None:
@@ -139,80 +176,3 @@ def check_batch(x: Array, event_shape: tuple[int, ...], what: str = "x") -> None
 def num_params(params: Params) -> int:
     """Number of scalar parameters in a pytree."""
     return int(sum(math.prod(jnp.shape(p)) for p in jax.tree_util.tree_leaves(params)))
-
-
-def nll_loss(log_prob: Callable[[Params, Array, Array], Array]):
-    """Maximum-likelihood loss from a per-example log_prob: mean NLL in nats."""
-
-    def loss(params, batch, key):
-        nll = -jnp.mean(log_prob(params, batch, key))
-        return nll, {"nll": nll}
-
-    return loss
-
-
-def distribution_model(
-    name: str,
-    event_shape: tuple[int, ...],
-    init: Callable[[Array, Array], Params],
-    distribution: Callable[[Params], Any],
-    info: dict,
-    parts: dict | None = None,
-    batched: bool = False,
-) -> Model:
-    """An exact-likelihood Model from `distribution(params)`, a distrax distribution of ONE example.
-
-    log_prob and sample are written for one example and vmapped here, once, over the batch;
-    the loss is the mean negative log-likelihood. `batched=True`: the distribution already
-    broadcasts over leading batch axes (distrax's event_ndims), and is called on the whole batch
-    instead: for networks whose fast form needs to see the batch (the flows' feature-major
-    conditioners; vmapping their custom VJP would turn each weight gradient into per-example
-    outer products).
-    """
-
-    def log_prob(params, x, key=None):
-        if batched:
-            return distribution(params).log_prob(x)
-        return jax.vmap(distribution(params).log_prob)(x)
-
-    def sample(params, key, n):
-        dist = distribution(params)
-        if batched:
-            return dist.sample(seed=key, sample_shape=(n,))
-        return jax.vmap(lambda k: dist.sample(seed=k))(jax.random.split(key, n))
-
-    return Model(
-        name=name,
-        event_shape=tuple(event_shape),
-        kind=Kind.EXACT,
-        init=init,
-        loss=nll_loss(log_prob),
-        log_prob=log_prob,
-        sample=sample,
-        info=info,
-        parts={"distribution": distribution, **(parts or {})},
-    )
-
-
-def evaluate_nll(model: Model, params: Params, x: Array, key: Array, batch_size: int = 2048):
-    """Mean negative log_prob over `x` (nats) and its standard error, in memory-bounded chunks.
-
-    Returns (mean, standard_error, per_example_nll as a numpy array).
-    """
-    import numpy as np
-
-    check_batch(x, model.event_shape)
-    n = x.shape[0]
-    batch_size = min(batch_size, n)
-    pad = (-n) % batch_size  # pad the last chunk so every chunk has one static shape
-    xp = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else jnp.asarray(x)
-    lp = jax.jit(model.log_prob)
-    out = [
-        np.asarray(-lp(params, xp[s : s + batch_size], jax.random.fold_in(key, i)))
-        for i, s in enumerate(range(0, n + pad, batch_size))
-    ]
-    nll = np.concatenate(out)[:n]
-    if not np.all(np.isfinite(nll)):
-        bad = int(np.sum(~np.isfinite(nll)))
-        raise FloatingPointError(f"{model.name}: {bad} of {n} test points have a non-finite log_prob")
-    return float(nll.mean()), float(nll.std(ddof=1) / np.sqrt(n)), nll

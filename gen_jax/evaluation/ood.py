@@ -48,10 +48,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.core import Kind, Model
 from gen_jax.data.arrays import DataError
 from gen_jax.data.idx import IDXError, read_idx
 from gen_jax.data.images import IMAGE_SHAPE, check_uint8_images
-from gen_jax.models.base import Kind, Model
 
 LN2 = math.log(2.0)
 
@@ -364,3 +364,48 @@ def load_image_set(path: str | Path) -> np.ndarray:
     if len(x) == 0:
         raise DataError(f"{path} holds no images")
     return x
+
+
+# ----------------------------------------------------------------------------- a view's scores and metrics
+
+
+def view_scores(view: Model, arrays: dict, bits: dict, set_names, m: int | None) -> dict:
+    """set -> {score name -> scores} for one view, from its per-image arrays (`quantity` -> set ->
+    array: "log_p", and where computed "bg_log_p", "grad_norm"; "reference" holds the training images'
+    log_p, the typicality reference). Batch typicality needs at least 2 batches of m on each side."""
+    ref = arrays["log_p"]["reference"]
+    ref = ref[np.isfinite(ref)]
+    lengths = [len(arrays["log_p"][s]) for s in ["in", *set_names]]
+    batch = m if m and min(lengths) >= 2 * m else None
+    out = {}
+    for s in ["in", *set_names]:
+        lp = arrays["log_p"][s]
+        out[s] = ood_scores(
+            view.kind,
+            lp,
+            float(np.mean(ref)),
+            bits=bits[s][: len(lp)],
+            log_p_background=arrays.get("bg_log_p", {}).get(s),
+            grad_norm=arrays.get("grad_norm", {}).get(s),
+            batch_size=batch,
+        )
+    return out
+
+
+def metric_rows(view_name: str, by_set: dict, set_names) -> list[dict]:
+    """One row per (score, OOD set): AUROC, AUPRC, FPR at 95% TPR, and the counts."""
+    rows = []
+    for score in by_set["in"]:
+        for s in set_names:
+            s_in, s_out = by_set["in"][score], by_set[s][score]
+            rows.append(
+                dict(
+                    model=view_name,
+                    score=score,
+                    ood_set=s,
+                    **detection_metrics(s_in, s_out),
+                    n_in=len(s_in),
+                    n_out=len(s_out),
+                )
+            )
+    return rows

@@ -2,7 +2,7 @@
 
 For every model of `make images` (through the Model surface: `model.sample` only) and for "the
 training set itself" (N training images as samples: a model that memorises its data, with no
-density on new images, true bits/dim +inf), `experiments/images.py` reports:
+density on new images, true bits/dim +inf), the images study reports:
 
 - **Parzen bits/dim**: a Gaussian kernel density estimate on N samples, fitted in the dequantized
   space y = (x + u) / 256 in [0, 1)^784 (`gen_jax.likelihood.parzen`; bandwidth chosen on held-out
@@ -14,9 +14,13 @@ density on new images, true bits/dim +inf), `experiments/images.py` reports:
   N samples and the test images. It is NOT the Inception FID (different network, features and
   image size): its numbers are comparable only with each other, not with published FIDs.
 - Each entry's rank by Parzen and by its true bits/dim, and the pairs Parzen orders the wrong
-  way (`experiments.parzen_report.is_reversed`).
+  way (`gen_jax.evaluation.parzen.is_reversed`). Only exact numbers (the PixelCNN, the per-pixel
+  counts) and the training set's +inf count as the truth a reversal is judged against: a bound (the
+  VAE's ELBO, Glow's one-draw dequantization, the diffusion bound) or an estimate (IWAE, an
+  importance-weighted dequantization, an energy model's AIS) is shown with its kind and orders
+  nothing.
 
-Writes `quality.json` and `quality.md` beside the benchmark's results.
+`write` produces `quality.json` and `quality.md` beside the study's results.
 """
 
 from __future__ import annotations
@@ -33,14 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import parzen_report
-from experiments.common import build_model, machine_description, markdown_table
+from gen_jax.core import Kind, nats_to_bits_per_dim
 from gen_jax.data.images import IMAGE_SHAPE, check_uint8_images
 from gen_jax.data.transforms import LOG_256, center, dequantize
+from gen_jax.evaluation import parzen as parzen_report
+from gen_jax.evaluation.tables import machine_description, markdown_table
 from gen_jax.likelihood.parzen import parzen_estimate, parzen_log_prob
-from gen_jax.likelihood.units import nats_to_bits_per_dim
-from gen_jax.models import Kind
-from gen_jax.training import restore_params
 
 D = math.prod(IMAGE_SHAPE)
 TRAINING_SET = parzen_report.TRAINING_SET
@@ -195,38 +197,14 @@ def parzen_bits_per_dim(samples, validation, test, key: jax.Array):
 # ----------------------------------------------------------------------------- the report
 
 
-def model_samples(
-    name: str, run_dir: Path, model_kwargs: dict, train_images, key, n: int, chunk: int = 500
-) -> np.ndarray:
-    """n samples from the model saved in `run_dir` by experiments.images (its last checkpoint),
-    drawn `chunk` at a time and cached in run_dir/quality_samples_<n>.npy (reruns reuse them)."""
-    cache = run_dir / f"quality_samples_{n}.npy"
-    if cache.exists():
-        return np.load(cache)
-    model = build_model(name, IMAGE_SHAPE, model_kwargs)
-    tcfg = json.loads((run_dir / "train_config.json").read_text())
-    example = train_images[: max(tcfg["batch_size"], min(len(train_images), tcfg.get("init_examples", 1024)))]
-    params = restore_params(model, run_dir, jnp.asarray(example))
-    draw = jax.jit(model.sample, static_argnums=2)
-    chunk = min(chunk, n)
-    parts = [np.asarray(draw(params, jax.random.fold_in(key, i), chunk)) for i in range(-(-n // chunk))]
-    samples = np.concatenate(parts)[:n]
-    np.save(cache, samples)
-    return samples
-
-
 def true_bpd(rows: list[dict], name: str) -> tuple[float | None, float | None, str]:
-    """The model's own test bits/dim: the lowest of its views with a normalized number."""
-    usable = [
-        r
-        for r in rows
-        if (r["model"] == name or r["model"].startswith(name + "/"))
-        and r.get("test_bpd") is not None
-        and r["likelihood_kind"] not in (str(Kind.NONE), str(Kind.UNNORMALIZED))
-    ]
-    if not usable:
+    """The model's own test bits/dim: its exact view when it has one, else the lowest of its views
+    with a normalized number (a bound or an estimate: shown, never counted as truth)."""
+    from gen_jax.evaluation.images import best_row
+
+    best = best_row(rows, name, exact_only=True) or best_row(rows, name)
+    if best is None:
         return None, None, str(Kind.NONE)
-    best = min(usable, key=lambda r: r["test_bpd"])
     return best["test_bpd"], best["test_bpd_se"], best["likelihood_kind"]
 
 
@@ -235,13 +213,12 @@ def report(
     train_set,
     test_set,
     rows: list[dict],
-    models: tuple[str, ...],
-    run_root: Path,
-    model_kwargs: dict,
+    samples_of: dict,
     seed: int = 0,
     dataset: str = "fashion_mnist",
 ) -> list[dict]:
-    """Parzen bits/dim, feature distance, ranks and reversals for `models` and the training set."""
+    """Parzen bits/dim, feature distance, ranks and reversals for each model of `samples_of` (name ->
+    n -> uint8 samples, e.g. `gen_jax.evaluation.images.run_samples`) and the training set."""
     n = max([qcfg.num_samples, *qcfg.num_samples_by_model.values()])
     if len(train_set.images) < n + qcfg.n_val:
         raise ValueError(
@@ -257,11 +234,8 @@ def report(
     print(f"feature classifier: test accuracy {accuracy:.4f}", flush=True)
 
     entries = []
-    for i, name in enumerate(models):
-        n_model = qcfg.num_samples_by_model.get(name, qcfg.num_samples)
-        samples = model_samples(
-            name, run_root / name, model_kwargs, train_set.images, jax.random.fold_in(key, i), n_model
-        )
+    for name, draw in samples_of.items():
+        samples = draw(qcfg.num_samples_by_model.get(name, qcfg.num_samples))
         entries.append((name, samples, *true_bpd(rows, name)))
     n_train = qcfg.num_samples
     entries.append((TRAINING_SET, train_set.images[:n_train], math.inf, None, parzen_report.SINGULAR))
@@ -319,6 +293,7 @@ def _display(r: dict) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
+    """quality.md: the table and what it means."""
     acc = rows[0]["classifier_accuracy"] if rows else float("nan")
     n = rows[0]["num_samples"] if rows else 0
     head = (
@@ -328,8 +303,10 @@ def markdown(rows: list[dict]) -> str:
         "samples (x + u) / 256 and reported in the same discrete units as the models (+ log 256 per "
         "pixel); h is chosen on held-out training images. 'The training set itself' uses N training "
         "images as samples (no density on new images: true bits/dim +inf). A reversal: Parzen and the "
-        "truth order a pair oppositely, both beyond 2 standard errors. Feature distance: Frechet "
-        "distance between Gaussians fitted to the 128-d penultimate features of a small MLP classifier "
+        "truth order a pair oppositely, both beyond 2 standard errors; only exact bits/dim (and +inf) "
+        "count as truth, bounds and estimates are shown with their kind and order no pair. Feature "
+        "distance: Frechet distance between Gaussians fitted to the 128-d penultimate features of a small "
+        "MLP classifier "
         f"trained here (test accuracy {acc:.3f}), samples vs test images. FID-like, NOT the Inception "
         "FID: compare these numbers only with each other.\n"
         f"Machine: {machine_description()}.\n\n"
@@ -343,6 +320,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def write(out_dir: Path, rows: list[dict]) -> None:
+    """quality.json and quality.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
     clean = [{k: parzen_report.jsonable(r.get(k)) for k in KEYS} for r in rows]
     (out_dir / "quality.json").write_text(json.dumps(clean, indent=1) + "\n")

@@ -13,7 +13,9 @@ points, i.e. a model that memorises its data and has no density: true NLL +inf),
   made of separate modes, the share of samples nearest each mode.
 
 Everything goes through the Model surface (`model.sample`, `model.kind`); no family is special.
-Used by `experiments/toy2d.py`; writes `parzen.json` and `parzen.md` beside its results.
+Only exact NLLs (and the +inf of a singular distribution) count as the truth a reversal is judged
+against: a lower bound or an estimate does not order two models. Used by the toy2d and contrast
+studies; `write` produces `parzen.json` and `parzen.md` beside their results.
 """
 
 from __future__ import annotations
@@ -25,15 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from experiments.common import VectorData, machine_description, markdown_table
+from gen_jax.core import Kind, Model
 from gen_jax.data.toy2d import MODE_CENTERS
+from gen_jax.evaluation.tables import machine_description, markdown_table
+from gen_jax.evaluation.vector import VectorData
 from gen_jax.likelihood.parzen import parzen_estimate, parzen_log_prob
 from gen_jax.metrics import mmd, mode_fractions
-from gen_jax.models import Kind, Model
-from gen_jax.training import restore_params
 
 TRAINING_SET = "training set itself"
 SINGULAR = "singular"  # true NLL +inf: point masses / a lower-dimensional support, no density
@@ -110,14 +111,14 @@ def model_entry(model: Model, params, rows: Sequence[dict], key: jax.Array, num_
     return Entry(name, samples, row["test_nll"], row["test_nll_se"], row["likelihood_kind"])
 
 
-def fitted_entry(
-    model: Model, data: VectorData, workdir: Path, rows: Sequence[dict], num_samples: int, seed: int = 0
-) -> Entry:
-    """`model_entry` for a model trained by `experiments.common.fit_and_evaluate` into `workdir`
-    (its parameters restored from the last checkpoint there)."""
-    example = jnp.asarray(data.train[: min(len(data.train), 1024)])
-    params = restore_params(model, workdir, example)
-    return model_entry(model, params, rows, jax.random.fold_in(jax.random.key(seed), 12345), num_samples)
+def rows_entry(rows: Sequence[dict], name: str) -> Entry:
+    """An Entry from the rows of one fitted model (`gen_jax.evaluation.fit`): their samples and the
+    best normalized view's test NLL."""
+    samples = np.asarray(rows[0]["samples"])
+    row = best_view(rows)
+    if row is None:
+        return Entry(name, samples, None, None, str(Kind.NONE))
+    return Entry(row["model"], samples, row["test_nll"], row["test_nll_se"], row["likelihood_kind"])
 
 
 def training_set_entry(data: VectorData, num_samples: int, n_val: int) -> Entry:
@@ -232,6 +233,7 @@ def _display(r: dict) -> dict:
 
 
 def markdown(rows: Sequence[dict]) -> str:
+    """The Parzen table with its explanation and the reversed pairs."""
     head = (
         "Parzen-window estimates of the test NLL (nats) from N model samples, beside each model's own "
         "test NLL (the tightest of its views; 'bound' marks an upper bound on the NLL) and the true "
@@ -270,6 +272,7 @@ def write(out_dir: Path, rows: Sequence[dict], name: str = "parzen") -> None:
 
 
 def jsonable(v):
+    """JSON values for the Parzen rows (+inf NLLs as the string "inf")."""
     if isinstance(v, (np.floating, np.integer)):
         v = v.item()
     if isinstance(v, float) and math.isinf(v):
