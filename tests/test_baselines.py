@@ -5,11 +5,11 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tiny_models import raw_model
 
 from gen_jax.data.toy2d import get_toy
 from gen_jax.evaluation import evaluate_nll
 from gen_jax.likelihood import grid_mass
-from gen_jax.models import make_model
 from gen_jax.training import TrainConfig, train
 
 
@@ -17,7 +17,7 @@ def test_gaussian_init_is_mle():
     x = jax.random.normal(jax.random.key(0), (5000, 3)) @ jnp.array(
         [[1.0, 0.5, 0], [0, 1.0, 0.2], [0, 0, 0.3]]
     )
-    model = make_model("gaussian", (3,))
+    model = raw_model("gaussian", (3,))
     params = model.init(jax.random.key(1), x)
     cov = np.cov(np.asarray(x), rowvar=False)
     mle_nll = (
@@ -35,7 +35,7 @@ def test_gmm_beats_gaussian_and_is_normalized():
     )
     res = {}
     for name in ["gaussian", "gmm"]:
-        model = make_model(name, (2,))
+        model = raw_model(name, (2,))
         params = train(model, x, dataclasses.replace(cfg)).params
         res[name] = evaluate_nll(model, params, test, jax.random.key(2))[0]
         mass, _ = grid_mass(

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_models import raw_model
 
 from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.evaluation import evaluate_nll
@@ -24,7 +25,7 @@ from gen_jax.likelihood.ode import (
     ode_log_prob,
     sample_probe,
 )
-from gen_jax.models import Kind, make_model
+from gen_jax.models import Kind
 from gen_jax.nn.unet import UNet
 from gen_jax.process import CosineLogSNR, LearnedLogSNR, LinearLogSNR, VPProcess
 from gen_jax.sampling.diffusion import ode_sample, sde_sample
@@ -188,10 +189,10 @@ def test_losses_simple_elbo_and_learned_schedule():
     endpoints' gradients those of the bound and moves the schedule's shape (one compile)."""
     x = jnp.asarray(_moons(64, jax.random.key(20)))
     kw = dict(width=16, num_blocks=1, embed_dim=8)
-    simple = make_model("diffusion", (2,), loss="simple", **kw)
-    elbo = make_model("diffusion", (2,), loss="elbo", **kw)
+    simple = raw_model("diffusion", (2,), loss="simple", **kw)
+    elbo = raw_model("diffusion", (2,), loss="elbo", **kw)
     learned = {
-        obj: make_model("diffusion", (2,), schedule="learned", schedule_objective=obj, **kw)
+        obj: raw_model("diffusion", (2,), schedule="learned", schedule_objective=obj, **kw)
         for obj in ("variance", "elbo")
     }
     params = simple.init(jax.random.key(22), x)
@@ -246,7 +247,7 @@ def test_trained_model_bound_is_below_its_ode_likelihood(tmp_path):
     from gen_jax.evaluation.vector import VectorData
 
     options = dict(gamma_min=-4.0, width=64, num_blocks=2, elbo_samples=64, sample_steps=50, ode_grid_n=12)
-    model = make_model("diffusion", (2,), **options)
+    model = raw_model("diffusion", (2,), **options)
     assert model.kind == Kind.LOWER_BOUND and model.estimators["ode"].kind == Kind.EXACT
     train_x, test_x = _moons(20_000, jax.random.key(10)), _moons(1000, jax.random.key(11))
     data = VectorData(
@@ -272,7 +273,7 @@ def test_trained_model_bound_is_below_its_ode_likelihood(tmp_path):
     assert run.reused
     params = run.params
     key = jax.random.key(12)
-    views = dict(model.views())
+    views = dict(run.model.views())
     _, _, elbo_per = evaluate_nll(views["diffusion"], params, data.test, key)
     _, _, ode_per = evaluate_nll(views["diffusion/ode"], params, data.test, key)
     np.testing.assert_allclose(ode_per.mean(), ode_row["test_nll"], atol=1e-4)  # exact: no key dependence
@@ -301,7 +302,7 @@ def test_8bit_models_bound_dequantized_ode_and_decoder():
     (one compile for all of it); the U-Net image model is checked by kinds and one shape trace
     (jax.eval_shape: compiling a U-Net takes tens of seconds on a CPU)."""
     x = jax.random.randint(jax.random.key(0), (3, 4), 0, 256).astype(jnp.float32)
-    vec = make_model("diffusion", (4,), data="8bit", width=16, num_blocks=1, elbo_samples=4)
+    vec = raw_model("diffusion", (4,), data="8bit", width=16, num_blocks=1, elbo_samples=4)
     assert vec.estimators["ode"].kind == Kind.ESTIMATE  # exact divergence, but a dequantization bound
     params = vec.init(jax.random.key(1), x)
     params["net"] = jax.tree_util.tree_map(lambda p: p + 0.1, params["net"])  # not the zero predictor
@@ -323,7 +324,7 @@ def test_8bit_models_bound_dequantized_ode_and_decoder():
     assert s.shape == (5, 4) and s.dtype == jnp.uint8  # 8-bit data: 8-bit samples
     assert ode.shape == (3,) and np.all(np.isfinite(ode)) and np.all(ode < 0)
 
-    image = make_model(
+    image = raw_model(
         "diffusion", (4, 4, 1), data="8bit", unet_channels=(8,), unet_attention=False, elbo_samples=2
     )
     assert image.kind == Kind.LOWER_BOUND
@@ -336,8 +337,8 @@ def test_8bit_models_bound_dequantized_ode_and_decoder():
 
 def test_bad_configuration_errors():
     with pytest.raises(ValueError, match="schedule"):
-        make_model("diffusion", (2,), schedule="quadratic")
+        raw_model("diffusion", (2,), schedule="quadratic")
     with pytest.raises(ValueError, match="learned schedule"):
-        make_model("diffusion", (2,), schedule="learned", loss="simple")
+        raw_model("diffusion", (2,), schedule="learned", loss="simple")
     with pytest.raises(ValueError, match="vectors"):
-        make_model("diffusion", (4, 4))
+        raw_model("diffusion", (4, 4))

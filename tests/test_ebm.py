@@ -8,11 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_models import raw_model
 
 from gen_jax.core.capabilities import BoundedCorrection, ContinuousSpace, NoisePath
 from gen_jax.likelihood.ais import AISConfig
 from gen_jax.likelihood.normalize import NormalizeConfig, normalize, with_log_z
-from gen_jax.models import Kind, make_model
+from gen_jax.models import Kind
 from gen_jax.training import TrainConfig, train
 
 MEAN = np.array([0.5, -0.5], np.float32)
@@ -38,7 +39,7 @@ def _relative_error(model, params, x, target_cov):
 def test_score_matching_recovers_gaussian_score(gauss_data, objective):
     """DSM's optimum is the score of the data smoothed by N(0, sigma^2); SSM's is the data's own."""
     sigma = 0.5
-    model = make_model("ebm", (2,), objective=objective, sigma=sigma, hidden=(32, 32))
+    model = raw_model("ebm", (2,), objective=objective, sigma=sigma, hidden=(32, 32))
     assert model.kind == Kind.UNNORMALIZED and model.info["objective"] == objective
     result = train(model, gauss_data, CFG)
     assert result.history[-1]["loss"] < result.history[0]["loss"]
@@ -55,7 +56,7 @@ def test_normalize_finds_known_log_z_of_a_pure_quadratic_energy(gauss_data):
     """With the network's weights at zero the energy is the quadratic alone, |z|^2 / (2 s^2) with
     z = (x - mean) / scale: log Z = sum_d log(sqrt(2 pi) s scale_d). Grid and AIS must find it."""
     s = 1.5
-    model = make_model("ebm_dsm", (2,), prior_scale=s, hidden=(8,))
+    model = raw_model("ebm_dsm", (2,), prior_scale=s, hidden=(8,))
     params = model.init(jax.random.key(0), jnp.asarray(gauss_data))
     params = {**params, "net": jax.tree_util.tree_map(jnp.zeros_like, params["net"])}
     scale = np.asarray(params["stats"]["scale"])
@@ -75,14 +76,14 @@ def test_normalize_finds_known_log_z_of_a_pure_quadratic_energy(gauss_data):
         model, params, gauss_data, jax.random.key(1), box, dataclasses.replace(cfg, use="grid", ais=tiny_ais)
     )
     assert by_grid.info["log_z_method"] == "grid"
-    flow = make_model("gaussian", (2,))
+    flow = raw_model("gaussian", (2,))
     assert normalize(flow, None, gauss_data, jax.random.key(0))[0] is flow
     with pytest.raises(ValueError, match="already"):
         with_log_z(normalized, 0.0)
 
 
 def test_energy_nets_shapes_and_ladder():
-    conv = make_model("ebm", (8, 8, 1), objective="dsm_ladder", conv_features=(4, 8), num_sigmas=3)
+    conv = raw_model("ebm", (8, 8, 1), objective="dsm_ladder", conv_features=(4, 8), num_sigmas=3)
     x = jax.random.randint(jax.random.key(0), (4, 8, 8, 1), 0, 256).astype(jnp.uint8)
     params = conv.init(jax.random.key(1), x)
     assert conv.info["data"] == "8bit"  # images: a density of the dequantized values x + u
@@ -94,7 +95,7 @@ def test_energy_nets_shapes_and_ladder():
     assert np.isfinite(float(loss)) and "dsm_ladder" in metrics
     assert conv.info["architecture"].startswith("energy conv")  # its samples: the images smoke test
     # the vector ladder's annealed Langevin sampler
-    vec = make_model(
+    vec = raw_model(
         "ebm_dsm_ladder",
         (2,),
         hidden=(8,),
@@ -106,9 +107,9 @@ def test_energy_nets_shapes_and_ladder():
     samples = jax.jit(vec.sample, static_argnums=2)(p, jax.random.key(1), 7)
     assert samples.shape == (7, 2) and np.all(np.isfinite(np.asarray(samples)))
     with pytest.raises(ValueError, match="objective"):
-        make_model("ebm", (2,), objective="contrastive_divergence")
+        raw_model("ebm", (2,), objective="contrastive_divergence")
     with pytest.raises(ValueError, match="vectors"):
-        make_model("ebm", (3, 3), objective="dsm")
+        raw_model("ebm", (3, 3), objective="dsm")
 
 
 def test_image_energy_log_z_is_the_quadratic_s_and_bits_need_no_offset():
@@ -116,7 +117,7 @@ def test_image_energy_log_z_is_the_quadratic_s_and_bits_need_no_offset():
     v = x + u with known Z. AIS through the model surface (fixed key: a translate of the same
     density) finds it, and exp(log_prob - log Z) then sums (integrates over the unit bins) to one."""
     s = 0.5  # N(mean, (s scale)^2) on v: nearly all of it inside [0, 256)
-    model = make_model("ebm_dsm", (2, 2, 1), prior_scale=s, conv_features=(4,))
+    model = raw_model("ebm_dsm", (2, 2, 1), prior_scale=s, conv_features=(4,))
     x = jax.random.randint(jax.random.key(0), (512, 2, 2, 1), 0, 256).astype(jnp.uint8)
     params = model.init(jax.random.key(1), x)
     params = {**params, "net": jax.tree_util.tree_map(jnp.zeros_like, params["net"])}
@@ -127,7 +128,7 @@ def test_image_energy_log_z_is_the_quadratic_s_and_bits_need_no_offset():
     assert abs(est["log_z_ais"] - truth) < max(4 * est["log_z_ais_se"], 0.03), (est, truth)
     # the discrete model: P(x) = int over the bin of q(v) dv <= 1 summed over all 8-bit images;
     # one pixel at a time (the quadratic factorizes), the bin masses of one pixel sum to ~1
-    one = make_model("ebm_dsm", (1, 1, 1), prior_scale=s, conv_features=(4,))
+    one = raw_model("ebm_dsm", (1, 1, 1), prior_scale=s, conv_features=(4,))
     p1 = one.init(jax.random.key(1), x[:, :1, :1])
     p1 = {**p1, "net": jax.tree_util.tree_map(jnp.zeros_like, p1["net"])}
     z1 = 0.5 * math.log(2 * math.pi) + math.log(s * float(p1["stats"]["scale"]))
@@ -143,7 +144,7 @@ def test_unet_energy_is_the_denoising_error_and_declares_its_noise_path():
     anneals along (`normalize.has_noise_path`)."""
     from gen_jax.likelihood.normalize import has_noise_path
 
-    model = make_model(
+    model = raw_model(
         "ebm_dsm_ladder",
         (8, 8, 1),
         energy_net="unet",
@@ -170,9 +171,9 @@ def test_unet_energy_is_the_denoising_error_and_declares_its_noise_path():
     loss, _ = jax.jit(model.loss)(params, jnp.asarray(x), jax.random.key(1))
     assert np.isfinite(float(loss))
     with pytest.raises(ValueError, match="dsm_ladder"):
-        make_model("ebm_dsm", (8, 8, 1), energy_net="unet")
+        raw_model("ebm_dsm", (8, 8, 1), energy_net="unet")
     with pytest.raises(ValueError, match="energy_net"):
-        make_model("ebm_dsm_ladder", (2,), energy_net="unet")
+        raw_model("ebm_dsm_ladder", (2,), energy_net="unet")
 
 
 @pytest.mark.parametrize("path,temps", [("auto", 30), ("noise", 400)])
@@ -183,7 +184,7 @@ def test_gaussian_quadratic_in_logit_space_has_its_exact_log_z_by_ais(path, temp
     log_prob adds the logit's log-determinant, so the bits/dim need no offset."""
     from gen_jax.data.transforms import LogitTransform
 
-    model = make_model(
+    model = raw_model(
         "ebm_dsm_ladder",
         (6, 6, 1),
         logit_alpha=1e-3,
@@ -222,7 +223,7 @@ def test_bounded_correction_bracket_holds_on_a_grid_and_ais_matches_the_grid():
     from gen_jax.likelihood.grid import log_integrate_2d
 
     bound = 2.0
-    model = make_model(
+    model = raw_model(
         "ebm_dsm_ladder",
         (2,),
         quadratic="gaussian",
@@ -242,7 +243,7 @@ def test_bounded_correction_bracket_holds_on_a_grid_and_ais_matches_the_grid():
     _, est = normalize(model, params, x[:200].astype(np.float32), jax.random.key(1), None, cfg)
     assert abs(est["log_z_ais"] - grid) < 4 * est["log_z_ais_se"] + 0.05, (est, grid)
     with pytest.raises(ValueError, match="correction_bound"):
-        make_model("ebm_dsm_ladder", (2,), quadratic="gaussian", correction_bound=0.0)
+        raw_model("ebm_dsm_ladder", (2,), quadratic="gaussian", correction_bound=0.0)
 
 
 def test_time_score_target_is_unbiased_for_the_exact_smoothed_gaussian():
@@ -266,7 +267,7 @@ def test_time_score_target_is_unbiased_for_the_exact_smoothed_gaussian():
         return vals.mean(), vals.std() / np.sqrt(len(vals))
 
     kw = dict(quadratic="gaussian", sigma=0.1, sigma_max=2.0, continuous_sigma=True, hidden=(8,))
-    model = make_model("ebm_dsm_ladder", (2,), time_score_weight=1.0, **kw)
+    model = raw_model("ebm_dsm_ladder", (2,), time_score_weight=1.0, **kw)
     params = model.init(jax.random.key(0), x)
     params = {**params, "net": jax.tree_util.tree_map(jnp.zeros_like, params["net"])}
     for sigma in (0.3, 1.0):
@@ -275,9 +276,9 @@ def test_time_score_target_is_unbiased_for_the_exact_smoothed_gaussian():
     wide = {**params, "gaussian": {**params["gaussian"], "evals": 4.0 * params["gaussian"]["evals"]}}
     mean, se = residual_mean(wide, 1.0)
     assert abs(mean) > 10 * se, (mean, se)
-    plain = make_model("ebm_dsm_ladder", (2,), **kw)
+    plain = raw_model("ebm_dsm_ladder", (2,), **kw)
     with_t, _ = model.loss(params, jnp.asarray(x[:512]), jax.random.key(2))
     without, _ = plain.loss(params, jnp.asarray(x[:512]), jax.random.key(2))
     assert np.isfinite(float(with_t)) and float(with_t) > float(without)
     with pytest.raises(ValueError, match="time_score_weight"):
-        make_model("ebm_dsm", (2,), time_score_weight=1.0)
+        raw_model("ebm_dsm", (2,), time_score_weight=1.0)

@@ -7,8 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_models import raw_model
 
-from gen_jax.models import Kind, make_model
+from gen_jax.models import Kind
 
 FLOWS = ["realnvp", "nsf", "maf"]
 
@@ -54,18 +55,18 @@ def _check_bijector(model, dim, dtype, atol):
 @pytest.mark.parametrize("dim", [2, 5])
 def test_bijector_inverse_and_logdet_float64(name, dim):
     with jax.enable_x64(True):
-        _check_bijector(make_model(name, (dim,), num_layers=3, hidden=(16, 16)), dim, jnp.float64, 1e-6)
+        _check_bijector(raw_model(name, (dim,), num_layers=3, hidden=(16, 16)), dim, jnp.float64, 1e-6)
 
 
 @pytest.mark.parametrize("name", FLOWS)
 def test_bijector_inverse_and_logdet_float32(name):
-    _check_bijector(make_model(name, (2,), num_layers=3, hidden=(16, 16)), 2, jnp.float32, 5e-2)
+    _check_bijector(raw_model(name, (2,), num_layers=3, hidden=(16, 16)), 2, jnp.float32, 5e-2)
 
 
 @pytest.mark.parametrize("name", FLOWS)
 def test_log_prob_is_change_of_variables(name):
     dim = 3
-    model = make_model(name, (dim,), num_layers=2, hidden=(16,))
+    model = raw_model(name, (dim,), num_layers=2, hidden=(16,))
     params = _random_params(model, jax.random.key(3), dim)
     x = jax.random.normal(jax.random.key(4), (8, dim))
 
@@ -82,7 +83,7 @@ def test_log_prob_is_change_of_variables(name):
 
 @pytest.mark.parametrize("name", FLOWS)
 def test_flow_starts_at_identity_and_samples(name):
-    model = make_model(name, (2,))
+    model = raw_model(name, (2,))
     params = model.init(jax.random.key(0), jnp.zeros((4, 2)))
     x = jax.random.normal(jax.random.key(1), (10, 2))
     lp = jax.jit(model.log_prob)(params, x, None)
@@ -93,16 +94,16 @@ def test_flow_starts_at_identity_and_samples(name):
 
 def test_wrong_shapes_get_clear_errors():
     with pytest.raises(ValueError, match="vectors"):
-        make_model("nsf", (28, 28))
+        raw_model("nsf", (28, 28))
     with pytest.raises(ValueError, match="unknown model"):
-        make_model("nope", (2,))
+        raw_model("nope", (2,))
 
 
 @pytest.mark.parametrize("name", FLOWS)
 def test_one_dimensional_data(name):
     """1-D data: a coupling flow's layers are elementwise maps with learned parameters; every flow is
     still exactly normalized (its density integrates to 1 on a fine grid)."""
-    model = make_model(name, 1, num_layers=2, hidden=(8,))
+    model = raw_model(name, 1, num_layers=2, hidden=(8,))
     params = _random_params(model, jax.random.key(3), 2)
     grid = jnp.linspace(-12.0, 12.0, 20001)[:, None]
     mass = float(jnp.sum(jnp.exp(model.log_prob(params, grid))) * (grid[1, 0] - grid[0, 0]))
@@ -112,8 +113,8 @@ def test_one_dimensional_data(name):
 
 @pytest.mark.parametrize("name", FLOWS)
 def test_scanned_layers_equal_unrolled_layers(name):
-    scanned = make_model(name, (3,), num_layers=3, hidden=(8,))
-    unrolled = make_model(name, (3,), num_layers=3, hidden=(8,), scan_layers=False)
+    scanned = raw_model(name, (3,), num_layers=3, hidden=(8,))
+    unrolled = raw_model(name, (3,), num_layers=3, hidden=(8,), scan_layers=False)
     params = _random_params(scanned, jax.random.key(7), 3)
     as_list = {"layers": [jax.tree_util.tree_map(lambda a, i=i: a[i], params["layers"]) for i in range(3)]}
     x = jax.random.normal(jax.random.key(8), (6, 3))
@@ -178,7 +179,7 @@ def test_spline_parameters_on_any_axis_and_its_gradient():
 def test_flows_train_on_the_whole_batch_not_per_example():
     """Coupling flows call the distribution on the batch (their conditioners see it feature-major):
     log_prob agrees with the per-example vmap, and the weight gradient has no per-example axis."""
-    model = make_model("nsf", (2,), num_layers=2, hidden=(8,))
+    model = raw_model("nsf", (2,), num_layers=2, hidden=(8,))
     params = _random_params(model, jax.random.key(9), 2)
     x = jax.random.normal(jax.random.key(10), (32, 2))
     per_example = jax.vmap(model.internals["distribution"](params).log_prob)(x)

@@ -8,9 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_models import raw_model
 
 from gen_jax.data.toy2d import MODE_CENTERS, get_toy
-from gen_jax.models import Kind, make_model
+from gen_jax.models import Kind
 from gen_jax.models.gan import gradient_penalty
 from gen_jax.training import TrainConfig, init_state, make_optimizer, make_train_step, restore_params, train
 
@@ -30,7 +31,7 @@ def _leaves(tree):
 
 
 def test_log_prob_raises_and_sample_works(key):
-    model = make_model("gan", (2,), hidden=(16,))
+    model = raw_model("gan", (2,), hidden=(16,))
     assert model.kind == Kind.NONE
     params = jax.jit(model.init)(key, jnp.zeros((8, 2)))
     with pytest.raises(NotImplementedError, match=r"(?s)no log_prob.*pushforward.*classifier.*Parzen"):
@@ -41,7 +42,7 @@ def test_log_prob_raises_and_sample_works(key):
 
 def test_image_pair_shapes(key):
     """The DCGAN-style pair, traced (not compiled: XLA's CPU convolutions compile slowly)."""
-    model = make_model("gan", (28, 28, 1), channels=4, latent_dim=8)
+    model = raw_model("gan", (28, 28, 1), channels=4, latent_dim=8)
     images = jax.ShapeDtypeStruct((5, 28, 28, 1), jnp.float32)
     params = jax.eval_shape(model.init, key, images)
     assert params["generator"]["Dense_0"]["kernel"].shape == (8, 7 * 7 * 8)
@@ -55,7 +56,7 @@ def test_image_pair_shapes(key):
             loss.shape == () and loss.dtype == jnp.float32 and set(metrics) >= {"d_loss", "g_loss", "penalty"}
         )
     with pytest.raises(ValueError, match=r"28, 28, 1"):
-        make_model("gan", (32, 32, 3))
+        raw_model("gan", (32, 32, 3))
 
 
 @pytest.mark.parametrize("shape", [(64, 2), (8, 28, 28, 1)])
@@ -90,7 +91,7 @@ def test_gradient_penalty_on_linear_discriminators(key, shape):
 
 def test_one_loss_gives_each_player_its_own_gradient(key):
     """grad wrt D of the joint loss = grad of D's loss; grad wrt G = grad of G's non-saturating loss."""
-    model = make_model("gan", (2,), hidden=(16,), penalty="wgan-gp", penalty_weight=0.5)
+    model = raw_model("gan", (2,), hidden=(16,), penalty="wgan-gp", penalty_weight=0.5)
     gen, disc = model.internals["generate"], model.internals["discriminate"]
     batch = get_toy("8gaussians").sample(jax.random.fold_in(key, 1), 32)
     params = jax.jit(model.init)(key, batch)
@@ -124,8 +125,8 @@ def test_one_loss_gives_each_player_its_own_gradient(key):
 def test_update_schedule_changes_only_the_active_group(key):
     """Alternating updates (Model.update_groups): D, D, G, D, D, G. Without the hook (simultaneous,
     every other model) the optimizer is the plain one, which tests/test_training.py covers."""
-    assert make_model("gan", (2,)).update_groups is None
-    model = make_model("gan", (2,), hidden=(16,), updates="alternating", d_steps=2)
+    assert raw_model("gan", (2,)).update_groups is None
+    model = raw_model("gan", (2,), hidden=(16,), updates="alternating", d_steps=2)
     cfg = dataclasses.replace(CFG, warmup_steps=0, schedule="constant", steps=6)
     optimizer = make_optimizer(cfg, model.update_groups)
     batch = get_toy("8gaussians").sample(key, 64)
@@ -150,7 +151,7 @@ def test_update_schedule_changes_only_the_active_group(key):
 def test_training_moves_samples_to_the_modes(tmp_path):
     toy = get_toy("8gaussians")
     data = np.asarray(toy.sample(jax.random.key(0), 20_000))
-    model = make_model("gan", (2,), hidden=(64, 64), updates="alternating")
+    model = raw_model("gan", (2,), hidden=(64, 64), updates="alternating")
     params0 = model.init(jax.random.key(1), jnp.asarray(data[:256]))
     before = _mean_distance_to_modes(model.sample(params0, jax.random.key(2), 4000))
     result = train(

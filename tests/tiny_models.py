@@ -109,3 +109,13 @@ def build(name: str, **extra):
 def registered() -> list[str]:
     """Every registered model name."""
     return sorted(MODELS)
+
+
+def raw_model(name: str, event_shape, **options):
+    """make_model without the standardizing wrapper (for tests of a family's own internals)."""
+    from gen_jax.models import make_model
+    from gen_jax.models.registry import model_options
+
+    if "standardize" in model_options(name) and "standardize" not in options:
+        options["standardize"] = "none"
+    return make_model(name, event_shape, **options)

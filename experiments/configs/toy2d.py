@@ -76,6 +76,7 @@ PRESETS: dict[str, Toy2DConfig] = {
         train_overrides={**BASELINE_TRAIN, **GAN_TRAIN},
         model_options=OPTIONS,
         eval=VectorEval(grid_n=400, n_samples=10_000),
+        out="results/toy2d_full",
     ),
     # make parzen: the GAN beside flows and baselines, and the Parzen-window comparison (parzen.md),
     # on 8gaussians (modes to count) and checkerboard (exact entropy)

@@ -11,7 +11,7 @@ the model's: in D dimensions the kernel's blur dominates long before N is large 
 (Theis et al. 2016, "A note on the evaluation of generative models"). A model that just
 replays its training set has no density at all (true NLL +inf), yet Parzen scores it about as
 well as perfect samples; and blur can rank a worse model above a better one. gen_jax measures
-both (`experiments/parzen_report.py`).
+both (`gen_jax.evaluation.parzen`).
 
 Everything here works on any model that samples (`parzen_from_model`, or `parzen_estimator`
 as a `Model` estimator view) or directly on an array of samples (`parzen_estimate`). The

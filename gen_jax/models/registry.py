@@ -65,7 +65,7 @@ MODELS: dict[str, Entry] = {
 # the vector models the `standardize` option applies to (continuous vectors, any family)
 VECTOR_FAMILIES = ("gan", "diffusion", "ebm", "ebm_dsm", "ebm_dsm_ladder", "ebm_ssm", "ebm_naive_mle")
 # continuous vector models wrap their data in the standardizing affine map (`gen_jax.models.standardize`)
-DEFAULT_STANDARDIZE = "none"
+DEFAULT_STANDARDIZE = "diagonal"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,7 +42,7 @@ def fit_affine(x, mode: str) -> dict:
     mean = jnp.mean(x, axis=0)
     _warn_if_unresolved(x, mean)
     if mode == "diagonal":
-        return {"shift": mean, "scale": jnp.maximum(jnp.std(x, axis=0), 1e-12 + 1e-6 * jnp.abs(mean))}
+        return {"shift": mean, "scale": jnp.maximum(jnp.std(x, axis=0), 1e-12 + 1e-7 * jnp.abs(mean))}
     if mode == "whiten":
         d = x.shape[1]
         cov = jnp.cov(x, rowvar=False).reshape(d, d)
@@ -68,23 +68,23 @@ def _warn_if_unresolved(x, mean) -> None:
 def forward(stats: dict, x):
     """(z, log |det dz/dx|) for a batch x (n, D)."""
     if "scale" in stats:
-        return (x - stats["shift"]) / stats["scale"], -jnp.sum(jnp.log(stats["scale"]))
-    z = jax.scipy.linalg.solve_triangular(stats["chol"], (x - stats["shift"]).T, lower=True).T
+        return (x - stats["shift"][None]) / stats["scale"][None], -jnp.sum(jnp.log(stats["scale"]))
+    z = jax.scipy.linalg.solve_triangular(stats["chol"], (x - stats["shift"][None]).T, lower=True).T
     return z, -jnp.sum(jnp.log(jnp.diag(stats["chol"])))
 
 
 def inverse(stats: dict, z):
     """x from z (n, D)."""
     if "scale" in stats:
-        return stats["shift"] + z * stats["scale"]
-    return stats["shift"] + z @ stats["chol"].T
+        return stats["shift"][None] + z * stats["scale"][None]
+    return stats["shift"][None] + z @ stats["chol"].T
 
 
 def _context(params, context):
     if context is None or "context_standardize" not in params:
         return context
     st = jax.lax.stop_gradient(params["context_standardize"])
-    return (context - st["shift"]) / st["scale"]
+    return (context - st["shift"][None]) / st["scale"][None]
 
 
 def _wrap_log_prob(inner_log_prob, conditional: bool):
