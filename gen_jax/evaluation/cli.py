@@ -75,7 +75,9 @@ def tee_output(path: Path):
 def _compilation_cache(directory: str = "results/.jax_cache") -> None:
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", directory)
+    path = Path(directory).resolve()  # absolute: a later chdir must not move the cache
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 

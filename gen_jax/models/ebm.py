@@ -96,6 +96,8 @@ class EBMOptions:
                 raise ValueError(f"unknown EBM {field} {getattr(self, field)!r}; choose one of {allowed}")
         if self.correction_bound is not None and not self.correction_bound > 0:
             raise ValueError(f"correction_bound must be > 0 (None: unbounded), got {self.correction_bound}")
+        if self.correction_bound is not None and self.output != "energy":
+            raise ValueError("correction_bound bounds the network term of output='energy'; drop it")
         needs_ladder = {
             "time_score_weight": bool(self.time_score_weight),
             "annealed Langevin sampling": self.sampler == "annealed_langevin",
