@@ -85,7 +85,7 @@ def images_headline(root: Path) -> str | None:
     lines = ["| model | kind | test bits/dim | ± se |", "|---|---|---|---|"]
     for r in rows:
         bpd = r.get("test_bpd")
-        if r.get("trust") == "undetermined" and r.get("test_bpd_bracket"):
+        if r.get("trust") in UNTRUSTED and r.get("test_bpd_bracket"):
             lo, hi = r["test_bpd_bracket"]
             lines.append(
                 f"| {r['model']} | {r['likelihood_kind']} (point estimate undetermined) | "

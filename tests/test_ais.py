@@ -159,3 +159,17 @@ def test_noise_path_ais_recovers_the_log_z_of_a_smoothed_gaussian_and_matches_ge
     assert abs(geo.log_z - true) < max(4 * geo.log_z_se, 0.05), (geo.summary(), true)
     with pytest.raises(ValueError, match="sigma_min < sigma_max"):
         noise_path(log_f, base, 1.0, 2.0, 10)
+
+
+def test_annealing_in_segments_equals_one_scan_bit_for_bit():
+    """AIS runs its temperatures in jitted segments (so progress can advance between them): the
+    weights, chains and acceptances are exactly those of one scan over all temperatures."""
+    from gen_jax.sampling.anneal import anneal, anneal_in_segments, as_transition, geometric_path
+
+    path = geometric_path(log_mixture, BASE, schedule(37))
+    x0 = BASE.sample(jax.random.key(0), 16)
+    steps = jnp.full((37,), 0.3)
+    one = jax.jit(lambda x0: anneal(path, x0, jax.random.key(1), steps, as_transition("mala")))(x0)
+    seg = anneal_in_segments(path, x0, jax.random.key(1), steps, as_transition("mala"), segments=5)
+    for a, b in zip(one, seg):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

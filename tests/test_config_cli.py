@@ -59,7 +59,17 @@ def test_run_key_follows_the_config():
     cfg2 = resolve(PRESETS["demo"], ["model_options.nsf.num_bins=9"])
     b = make_spec("nsf", (2,), cfg2.model_options, cfg2.train, cfg2.train_overrides, {"dataset": "moons"}, 0)
     c = make_spec("nsf", (2,), cfg.model_options, cfg.train, cfg.train_overrides, {"dataset": "moons"}, 0)
-    assert a.key == c.key != b.key and config_hash(a) == a.key
+    assert a.key == c.key != b.key
+    # what cannot change the trained parameters is not in the key; what can is
+    shown = resolve(
+        PRESETS["demo"], ["train.progress=false", "train.tensorboard=false", "train.max_to_keep=5"]
+    )
+    d = make_spec(
+        "nsf", (2,), shown.model_options, shown.train, shown.train_overrides, {"dataset": "moons"}, 0
+    )
+    lr = resolve(PRESETS["demo"], ["train.lr=0.000123"])
+    e = make_spec("nsf", (2,), lr.model_options, lr.train, lr.train_overrides, {"dataset": "moons"}, 0)
+    assert d.key == a.key != e.key and config_hash(d) != config_hash(a)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from tiny_models import raw_model
 
 from gen_jax.core.capabilities import BoundedCorrection, ContinuousSpace, NoisePath
 from gen_jax.likelihood.ais import AISConfig
-from gen_jax.likelihood.normalize import NormalizeConfig, normalize, with_log_z
+from gen_jax.likelihood.normalize import NormalizeConfig, importance_log_z, normalize, with_log_z
 from gen_jax.models import Kind
 from gen_jax.training import TrainConfig, train
 
@@ -219,7 +219,8 @@ def test_bounded_correction_bracket_holds_on_a_grid_and_ais_matches_the_grid():
     """correction_bound=B on the Gaussian quadratic: E = B tanh(f / B) - log N, so log Z lies in
     (-B, B) whatever the network is. A network with large outputs (scaled-up weights) gives a
     log Z, computed on a grid in 2D, well away from 0 yet inside the bracket the model declares;
-    AIS agrees with the grid (an independent check, which a wrong path or weight would fail)."""
+    AIS and importance sampling from the Gaussian each agree with the grid (independent checks,
+    which a wrong path, weight or base would fail)."""
     from gen_jax.likelihood.grid import log_integrate_2d
 
     bound = 2.0
@@ -242,6 +243,9 @@ def test_bounded_correction_bracket_holds_on_a_grid_and_ais_matches_the_grid():
     cfg = NormalizeConfig(ais=AISConfig(num_chains=64, num_temps=200, num_pilot=16))
     _, est = normalize(model, params, x[:200].astype(np.float32), jax.random.key(1), None, cfg)
     assert abs(est["log_z_ais"] - grid) < 4 * est["log_z_ais_se"] + 0.05, (est, grid)
+    # importance sampling from the model's Gaussian: the second, chain-free estimator, on a non-zero log Z
+    imp = importance_log_z(model, params, x[:200].astype(np.float32), jax.random.key(2), 20000, cfg)
+    assert abs(imp["log_z"] - grid) < 4 * imp["se"] + 0.02 and imp["ess"] > 100, (imp, grid)
     with pytest.raises(ValueError, match="correction_bound"):
         raw_model("ebm_dsm_ladder", (2,), quadratic="gaussian", correction_bound=0.0)
 
@@ -282,3 +286,17 @@ def test_time_score_target_is_unbiased_for_the_exact_smoothed_gaussian():
     assert np.isfinite(float(with_t)) and float(with_t) > float(without)
     with pytest.raises(ValueError, match="time_score_weight"):
         raw_model("ebm_dsm", (2,), time_score_weight=1.0)
+
+
+def test_trust_verdict_follows_ess_and_agreement():
+    """The headline's trust rule: AIS with ESS below 10% of its chains is undetermined; an independent
+    importance-sampling estimate with enough ESS that contradicts AIS makes it 'disagree'; a weak IS
+    estimate (ESS below 10% of its samples) cannot veto; agreeing estimates pass."""
+    from gen_jax.evaluation.rows import trust_verdict
+
+    est = dict(log_z_ais=10.0, log_z_ais_se=0.1, log_z_ais_ess=30.0, log_z_is=10.1, log_z_is_se=0.1)
+    assert trust_verdict({**est, "log_z_ais_ess": 5.0}, 64) == "undetermined"
+    assert trust_verdict({**est, "log_z_is_ess": 5000.0}, 64, 20000) == "ess_ok"
+    assert trust_verdict({**est, "log_z_is": 12.0, "log_z_is_ess": 5000.0}, 64, 20000) == "disagree"
+    assert trust_verdict({**est, "log_z_is": 12.0, "log_z_is_ess": 50.0}, 64, 20000) == "ess_ok"
+    assert trust_verdict({**est, "log_z_is": None, "log_z_is_ess": None}, 64, 0) == "ess_ok"

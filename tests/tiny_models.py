@@ -72,6 +72,9 @@ CASES = {
     "ar_bernoulli": (BINARY, dict(hidden=(8,)), "binary"),
     "ebm_exact_ml": (BINARY, dict(hidden=(8,)), "binary"),
     "ebm_pseudo_lik": (BINARY, dict(hidden=(8,)), "binary"),
+    "bernoulli_mixture": (BINARY, dict(num_components=3), "binary"),
+    "linear_energy": (BINARY, {}, "binary"),
+    "rbm": (BINARY, dict(num_hidden=3, num_chains=8, sample_steps=5), "binary"),
 }
 
 

@@ -103,14 +103,21 @@ CPU = ImagesConfig(
         },
     ),
     eval=ImageEval(
-        # Glow: importance-weighted dequantization over k draws (the one-draw number is a bound)
-        estimators={"glow": ("iw:k=4", "iw:k=16", "iw:k=64")},
-        eval_examples={"vae/iwae": 1000, "vae/prior": 1000, "diffusion/ode": 500, "glow/iw64": 1000},
+        # Glow and the diffusion ODE: importance-weighted dequantization over k draws (one draw: a bound)
+        estimators={"glow": ("iw:k=4", "iw:k=16", "iw:k=64"), "diffusion": ("ode_iw:k=4",)},
+        eval_examples={
+            "vae/iwae": 1000,
+            "vae/prior": 1000,
+            "diffusion/ode": 500,
+            "diffusion/ode_tol0.001_iw4": 100,
+            "glow/iw64": 1000,
+        },
         eval_batch={
             "vae/iwae": 10,
             "vae/prior": 10,
             "diffusion": 100,
             "diffusion/ode": 50,
+            "diffusion/ode_tol0.001_iw4": 25,
             "ebm_dsm_ladder": 500,
             "glow/iw16": 250,
             "glow/iw64": 100,
@@ -215,8 +222,8 @@ SMOKE = ImagesConfig(
         runs="results/images_smoke",
     ),
     eval=ImageEval(
-        estimators={"glow": ("iw:k=2",)},
-        eval_examples={"diffusion/ode": 2},
+        estimators={"glow": ("iw:k=2",), "diffusion": ("ode_iw:k=2",)},
+        eval_examples={"diffusion/ode": 2, "diffusion/ode_tol0.1_iw2": 2},
         eval_batch={"vae/iwae": 8, "vae/prior": 8, "diffusion/ode": 2},
         normalize=NormalizeConfig(
             ais=AISConfig(num_chains=8, num_temps=20, num_pilot=8), is_samples=64, is_chunk=32

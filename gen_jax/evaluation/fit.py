@@ -20,7 +20,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from gen_jax.core import Kind, Model, num_params
+from gen_jax.core import ConfigError, Kind, Model, num_params
 from gen_jax.evaluation.rows import evaluate_view
 from gen_jax.evaluation.runs import Run, RunSpec, evaluation_cache, run_dir, train_or_reuse
 from gen_jax.evaluation.vector import VectorData
@@ -108,6 +108,11 @@ def fit_and_evaluate(
     if not fresh and (workdir / "done.json").exists() and cache.exists() and npz.exists():
         rows, arrays, reused = json.loads(cache.read_text()), dict(np.load(npz)), True  # nothing to compute
     else:
+        if spec.train.patience and data.validation is None:
+            raise ConfigError(
+                "early stopping (train.patience) selects on held-out data: give a validation file "
+                "(--validation FILE), or set train.patience=null"
+            )
         run = train_or_reuse(
             spec,
             root,

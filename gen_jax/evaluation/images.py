@@ -20,7 +20,7 @@ import time
 import jax
 import numpy as np
 
-from gen_jax.core import Kind, num_params
+from gen_jax.core import ConfigError, Kind, nats_to_bits_per_dim, num_params
 from gen_jax.data.images import IMAGE_SHAPE, ImageData, load_images
 from gen_jax.evaluation.config import config_hash
 from gen_jax.evaluation.rows import evaluate_view
@@ -125,12 +125,14 @@ def evaluate_image_run(run: Run, test: np.ndarray, reference: np.ndarray, ev: Im
     key = jax.random.key(ev.seed + 11)
     reference = np.asarray(reference[: ev.ais_reference], np.float32)
     views = model_views(run.model, ev.estimators.get(run.spec.model, ()))
+    _check_view_keys(ev, run.spec.model, [name for name, _ in views])
     rows, progress = [], Progress(len(views), f"{run.spec.model}: evaluate", unit="view")
+    per_view = {}  # view name -> per-image NLL: each view is paired with the ones before it
     for i, (name, view) in enumerate(views):
         t0 = time.perf_counter()
         n = ev.eval_examples.get(name, len(test))
         batch = ev.eval_batch.get(name, ev.eval_batch.get(run.spec.model, ev.default_batch))
-        row, _, normalized = evaluate_view(
+        row, per, normalized = evaluate_view(
             name,
             view,
             run.params,
@@ -142,6 +144,12 @@ def evaluate_image_run(run: Run, test: np.ndarray, reference: np.ndarray, ev: Im
             num_dims=D,
             normalize_key=jax.random.fold_in(key, 1000),
         )
+        if per is not None:
+            row["paired"] = {other: paired_difference(per, nll) for other, nll in per_view.items()}
+            if per_view:
+                own = row["paired"][views[0][0]] if views[0][0] in per_view else {}
+                row.update(minus_own_bpd=own.get("bpd"), minus_own_bpd_se=own.get("se"))
+            per_view[name] = per
         if view.kind == Kind.UNNORMALIZED and ev.ais_check_temps:
             row["ais"] = ais_ladder(view, run.params, reference, jax.random.fold_in(key, 1000), ev, row)
         row.update(
@@ -157,6 +165,25 @@ def evaluate_image_run(run: Run, test: np.ndarray, reference: np.ndarray, ev: Im
     progress.close()
     cache.write_text(json.dumps(rows, indent=1, default=float) + "\n")
     return rows
+
+
+def _check_view_keys(ev: ImageEval, model: str, names: list[str]) -> None:
+    """A key of eval_examples / eval_batch naming this model's views must name one of them (a typo
+    would otherwise be ignored silently)."""
+    for field in ("eval_examples", "eval_batch"):
+        for key in getattr(ev, field):
+            if (key == model or key.startswith(model + "/")) and key not in names and key != model:
+                raise ConfigError(f"eval.{field}: {key!r} is not a view of {model}; its views: {names}")
+
+
+def paired_difference(per_nll: np.ndarray, other_nll: np.ndarray) -> dict:
+    """One view against another on the same test images (the first n both scored): the mean paired
+    difference of their NLLs in bits/dim (negative: this view gives the higher log p), its standard
+    error and n."""
+    n = min(len(per_nll), len(other_nll))
+    d = np.asarray(nats_to_bits_per_dim(np.asarray(per_nll[:n]) - np.asarray(other_nll[:n]), D))
+    se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return {"bpd": float(d.mean()), "se": se, "n": int(n)}
 
 
 def run_samples(run: Run, n: int, seed: int = 0, chunk: int = 500) -> np.ndarray:

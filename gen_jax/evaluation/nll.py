@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.core import Model, check_batch
+from gen_jax.core.progress import Progress
 
 
 def evaluate_nll(model: Model, params, x, key, batch_size: int = 2048, context=None):
@@ -32,9 +33,13 @@ def evaluate_nll(model: Model, params, x, key, batch_size: int = 2048, context=N
     else:
         lp = jax.jit(lambda p, x, k, c: model.log_prob(p, x, k, context=c))
         call = lambda s, k: lp(params, xp[s : s + batch_size], k, cp[s : s + batch_size])
-    out = [
-        np.asarray(-call(s, jax.random.fold_in(key, i))) for i, s in enumerate(range(0, n + pad, batch_size))
-    ]
+    starts = range(0, n + pad, batch_size)
+    progress = Progress(len(starts), f"{model.name}: log p", unit="batch", quiet_s=10.0)
+    out = []
+    for i, s in enumerate(starts):
+        out.append(np.asarray(-call(s, jax.random.fold_in(key, i))))
+        progress.update(1)
+    progress.close()
     nll = np.concatenate(out)[:n]
     if not np.all(np.isfinite(nll)):
         bad = int(np.sum(~np.isfinite(nll)))

@@ -11,7 +11,8 @@ The one place where a view becomes a number every study reports:
 - bits/dim when `num_dims` is given (`gen_jax.core.units`), and, for a bracketed log Z, the interval
   the NLL is certain to lie in (up to the test-set noise);
 - `trust`: for an AIS-normalized view, "undetermined" when fewer than 10% of the chains carry the
-  estimate (ESS), so the headline gives the bracket, not the point.
+  estimate (ESS), "disagree" when an independent importance-sampling estimate (itself with ESS >= 10%)
+  contradicts AIS (`trust_verdict`); either way the headline gives the bracket, not the point.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gen_jax.evaluation.nll import evaluate_nll
 from gen_jax.likelihood.normalize import LOG_Z_KEYS, NormalizeConfig, normalize
 
 ESS_TRUST_FRACTION = 0.1
+UNTRUSTED = ("undetermined", "disagree")  # verdicts under which the headline gives the bracket
 
 
 def evaluate_view(
@@ -74,10 +76,26 @@ def evaluate_view(
 
 
 def _trust(est: dict, cfg: NormalizeConfig) -> str | None:
+    """`trust_verdict` of a normalization's estimates (None when log Z did not come from AIS)."""
     if est.get("log_z_method") != "ais" or est.get("log_z_ais_ess") is None:
         return None
-    ok = est["log_z_ais_ess"] >= ESS_TRUST_FRACTION * cfg.ais.num_chains
-    return "ess_ok" if ok else "undetermined"
+    return trust_verdict(est, cfg.ais.num_chains, cfg.is_samples)
+
+
+def trust_verdict(est: dict, num_chains: int, num_is_samples: int | None = None) -> str:
+    """How far an AIS log Z can be trusted, by checks that can fail:
+    - "undetermined": fewer than 10% of the AIS chains carry the estimate (ESS);
+    - "disagree": an independent importance-sampling estimate with ESS >= 10% of its samples differs
+      from AIS by more than 3 combined standard errors + 0.05 nats (one of the two is wrong);
+    - "ess_ok": neither."""
+    if est["log_z_ais_ess"] < ESS_TRUST_FRACTION * num_chains:
+        return "undetermined"
+    is_ess = est.get("log_z_is_ess")
+    if is_ess is not None and num_is_samples and is_ess >= ESS_TRUST_FRACTION * num_is_samples:
+        se = math.hypot(est.get("log_z_ais_se") or 0.0, est.get("log_z_is_se") or 0.0)
+        if abs(est["log_z_ais"] - est["log_z_is"]) > 3.0 * se + 0.05:
+            return "disagree"
+    return "ess_ok"
 
 
 def evaluate_views(views, params, x, key, **kwargs) -> list[dict]:

@@ -21,13 +21,21 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import flax.serialization
 import jax
+import jax.numpy as jnp
 
 from gen_jax.core import ConfigError, Model
 from gen_jax.evaluation.config import config_hash, jsonable
 from gen_jax.models import make_model
 from gen_jax.training import TrainConfig, init_state, make_optimizer, train
 from gen_jax.training.checkpoint import Checkpointer
+
+# TrainConfig fields that change how a run is shown or placed, not what it computes: not in its key
+RUNTIME_FIELDS = frozenset(
+    {"progress", "progress_every_s", "tensorboard", "max_to_keep", "num_devices", "cpu_compiler_options"}
+)
+BEST_PARAMS = "best_params.msgpack"  # early stopping's best parameters (the run's evaluation parameters)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +51,15 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        """The hash that names the run's directory."""
-        return config_hash(self)
+        """The hash that names the run's directory: of `keyed()`."""
+        return config_hash(self.keyed())
+
+    def keyed(self) -> dict:
+        """The spec as JSON without the training fields that cannot change the trained parameters
+        (`RUNTIME_FIELDS`: progress display, TensorBoard, checkpoints kept, devices, compiler options)."""
+        value = jsonable(self)
+        value["train"] = {k: v for k, v in value["train"].items() if k not in RUNTIME_FIELDS}
+        return value
 
     def build(self) -> Model:
         """The model, built from the registry with the spec's options."""
@@ -90,6 +105,10 @@ def make_spec(
     )
 
 
+def _keyed(saved: dict) -> dict:
+    return {**saved, "train": {k: v for k, v in saved["train"].items() if k not in RUNTIME_FIELDS}}
+
+
 def run_dir(root: str | Path, spec: RunSpec) -> Path:
     """<root>/runs/<dataset>/<model>-<hash>."""
     dataset = str(spec.data.get("dataset", "data")).replace("/", "_")
@@ -115,6 +134,11 @@ def restore(model: Model, spec: RunSpec, workdir: Path, example):
         like = jax.eval_shape(make)
     except Exception:  # an init that needs concrete values (host-side counting): build it for real
         like = make()
+    best = workdir / BEST_PARAMS
+    if best.exists():  # early stopping: the best held-out NLL's parameters, not the last checkpoint's
+        like_params = like.eval_params
+        state = flax.serialization.msgpack_restore(best.read_bytes())
+        return jax.tree_util.tree_map(jnp.asarray, flax.serialization.from_state_dict(like_params, state))
     ckpt = Checkpointer(workdir / "checkpoints", cfg.max_to_keep)
     if ckpt.latest_step() is None:
         raise FileNotFoundError(f"no checkpoint under {workdir / 'checkpoints'}; train first")
@@ -139,7 +163,7 @@ def train_or_reuse(
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
     saved, wanted = workdir / "config.json", jsonable(spec)
-    if saved.exists() and json.loads(saved.read_text()) != wanted:
+    if saved.exists() and _keyed(json.loads(saved.read_text())) != spec.keyed():
         raise ConfigError(
             f"{workdir} holds a run of another config (hash collision?); delete it or pass --fresh"
         )
@@ -179,10 +203,15 @@ def train_or_reuse(
         first_dispatch_seconds=result.first_dispatch_seconds,
         resumed_from=result.resumed_from,
     )
+    if result.best is not None:  # early stopping: keep the best parameters beside the checkpoints
+        state_dict = flax.serialization.to_state_dict(jax.device_get(result.best["params"]))
+        (workdir / BEST_PARAMS).write_bytes(flax.serialization.msgpack_serialize(state_dict))
+        info.update(best_step=result.best["step"], best_eval_nll=result.best["eval_nll"])
     if info["steps"] >= spec.train.steps:  # a run stopped by its time limit is finished too
         done.write_text(json.dumps(jsonable(info), indent=1) + "\n")
-    elif spec.train.time_limit_s is not None:
-        done.write_text(json.dumps(jsonable({**info, "stopped_by_time_limit": True}), indent=1) + "\n")
+    elif spec.train.time_limit_s is not None or result.best is not None:
+        why = "stopped_early" if result.best is not None else "stopped_by_time_limit"
+        done.write_text(json.dumps(jsonable({**info, why: True}), indent=1) + "\n")
     return Run(
         spec,
         model,

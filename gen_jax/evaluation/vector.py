@@ -70,8 +70,15 @@ class VectorData:
         return self.train if self.context_train is None else {"x": self.train, "context": self.context_train}
 
     def eval_data(self):
-        """The held-out data in the same form."""
-        return self.test if self.context_test is None else {"x": self.test, "context": self.context_test}
+        """What training monitors (and early stopping selects on): the validation data when given,
+        else the test data (monitoring only: `fit_and_evaluate` refuses early stopping without a
+        validation set), in the training data's form."""
+        x, c = (
+            (self.test, self.context_test)
+            if self.validation is None
+            else (self.validation, self.context_validation)
+        )
+        return x if c is None else {"x": x, "context": c}
 
 
 def data_box(x: np.ndarray, pad: float = 0.1) -> tuple[float, float, float, float]:

@@ -41,12 +41,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.core.progress import Progress
 from gen_jax.sampling.anneal import (
     AnnealingPath,
     Base,
     LogDensity,
     adapt_step_sizes,
-    anneal,
+    anneal_in_segments,
     as_transition,
     geometric_path,
     schedule,
@@ -152,6 +153,7 @@ def ais(
     num_pilot: int = 128,
     step_sizes: Array | None = None,
     path: AnnealingPath | None = None,
+    show_progress: bool = True,
 ) -> AISResult:
     """Forward AIS estimate of log Z = log int exp(log_target(x)) dx (see the module docstring).
 
@@ -163,21 +165,24 @@ def ais(
     transition = as_transition(transition)
     path = path or geometric_path(log_target, base, schedule(num_temps, schedule_kind))
     k_adapt, k_init, k_run = jax.random.split(key, 3)
-
-    @jax.jit
-    def run(k_adapt, k_init, k_run):
-        steps = step_sizes
-        if steps is None:
-            steps = adapt_step_sizes(path, k_adapt, transition, num_pilot)
-        x0 = path.base.sample(k_init, num_chains)
-        log_w, x, acc = anneal(path, x0, k_run, steps[1:], transition, steps_per_temp)
-        return log_w, x, acc, steps
-
-    log_w, x, acc, steps = run(k_adapt, k_init, k_run)
+    steps = _step_sizes(path, k_adapt, transition, num_pilot, step_sizes)
+    x0 = jax.jit(path.base.sample, static_argnums=1)(k_init, num_chains)
+    progress = Progress(path.num_temps, "AIS", unit="temperature", enabled=show_progress, quiet_s=10.0)
+    log_w, x, acc = anneal_in_segments(
+        path, x0, k_run, steps[1:], transition, steps_per_temp, progress=progress
+    )
+    progress.close()
     log_z, se, ess = log_mean_exp_se(log_w)
     return AISResult(
         log_z, se, ess, num_chains, path.num_temps, np.asarray(log_w), x, np.asarray(acc), np.asarray(steps)
     )
+
+
+def _step_sizes(path, key, transition, num_pilot, given):
+    """The given step sizes, or those a jitted pilot run adapts per temperature."""
+    if given is not None:
+        return jnp.asarray(given, jnp.float32)
+    return jax.jit(lambda k: adapt_step_sizes(path, k, transition, num_pilot))(key)
 
 
 def reverse_ais(
@@ -192,6 +197,7 @@ def reverse_ais(
     num_pilot: int = 128,
     step_sizes: Array | None = None,
     path: AnnealingPath | None = None,
+    show_progress: bool = True,
 ) -> AISResult:
     """Reverse AIS from EXACT samples of the normalized target: a stochastic upper bound on log Z.
 
@@ -203,16 +209,14 @@ def reverse_ais(
     path = path or geometric_path(log_target, base, schedule(num_temps, schedule_kind))
     k_adapt, k_run = jax.random.split(key)
     x0 = jnp.asarray(target_samples, jnp.float32)
-
-    @jax.jit
-    def run(k_adapt, k_run, x0):
-        steps = step_sizes
-        if steps is None:
-            steps = adapt_step_sizes(path, k_adapt, transition, num_pilot)
-        log_w, x, acc = anneal(path.reversed(), x0, k_run, steps[::-1][1:], transition, steps_per_temp)
-        return log_w, x, acc, steps
-
-    log_w, x, acc, steps = run(k_adapt, k_run, x0)
+    steps = _step_sizes(path, k_adapt, transition, num_pilot, step_sizes)
+    progress = Progress(
+        path.num_temps, "reverse AIS", unit="temperature", enabled=show_progress, quiet_s=10.0
+    )
+    log_w, x, acc = anneal_in_segments(
+        path.reversed(), x0, k_run, steps[::-1][1:], transition, steps_per_temp, progress=progress
+    )
+    progress.close()
     neg_log_z, se, ess = log_mean_exp_se(log_w)
     return AISResult(
         -neg_log_z,

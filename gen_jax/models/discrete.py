@@ -219,3 +219,83 @@ ebm_exact_ml.forwards_to = binary_ebm
 ebm_pseudo_lik.forwards_to = binary_ebm
 ebm_exact_ml.fixed_options = {"objective": "exact_ml"}
 ebm_pseudo_lik.fixed_options = {"objective": "pseudo_likelihood"}
+
+
+def bernoulli_mixture(num_bits: int, num_components: int = 50, name: str = "bernoulli_mixture") -> Model:
+    """p(x) = sum_k pi_k prod_i Bernoulli(x_i; sigmoid(l_ki)): exact, trained by maximum likelihood.
+
+    Each component starts between one training example and the marginal frequencies."""
+
+    def init(key, x):
+        x = _check_binary(x, num_bits, "example batch")
+        pick = np.asarray(
+            jax.random.choice(key, x.shape[0], (num_components,), replace=x.shape[0] < num_components)
+        )
+        p = 0.5 * x[pick] + 0.5 * (x.sum(0) + 0.5) / (x.shape[0] + 1.0)
+        return {
+            "logits": jnp.asarray(np.log(p) - np.log1p(-p), jnp.float32),
+            "mix": jnp.zeros(num_components),
+        }
+
+    def log_prob(params, x, key=None):
+        logits = params["logits"]
+        per = x @ jax.nn.log_sigmoid(logits).T + (1.0 - x) @ jax.nn.log_sigmoid(-logits).T  # (n, K)
+        return jax.scipy.special.logsumexp(per + jax.nn.log_softmax(params["mix"])[None], axis=-1)
+
+    def sample(params, key, n):
+        k_c, k_x = jax.random.split(key)
+        c = jax.random.categorical(k_c, params["mix"], shape=(n,))
+        return jax.random.bernoulli(k_x, jax.nn.sigmoid(params["logits"][c])).astype(jnp.float32)
+
+    return Model(
+        name,
+        (num_bits,),
+        Kind.EXACT,
+        init,
+        nll_loss(log_prob),
+        log_prob,
+        sample,
+        info=_info(f"mixture of {num_components} x {num_bits} Bernoullis", objective="max_likelihood"),
+        capabilities=(BinarySupport(),),
+    )
+
+
+def linear_log_z(params) -> jax.Array:
+    """log Z of the linear energy: b + sum_i log(1 + e^{w_i}) (the sum over x factorizes)."""
+    return params["b"] + jnp.sum(jax.nn.softplus(params["w"]))
+
+
+def linear_energy(num_bits: int, name: str = "linear_energy") -> Model:
+    """The linear scoring function log p~(x) = w.x + b (E(x) = -w.x - b): UNNORMALIZED as written.
+
+    Its log Z is closed form (`linear_log_z`), and log p~ - log Z is the independent Bernoulli model
+    with logits w; it trains on that normalized likelihood, initialised at its maximum (the marginal
+    logits, b = 0)."""
+
+    def init(key, x):
+        x = _check_binary(x, num_bits, "example batch")
+        p = (x.sum(0) + 0.5) / (x.shape[0] + 1.0)
+        return {"w": jnp.asarray(np.log(p) - np.log1p(-p), jnp.float32), "b": jnp.zeros(())}
+
+    def log_prob(params, x, key=None):
+        return x @ params["w"] + params["b"]
+
+    def loss(params, batch, key):
+        nll = jnp.mean(linear_log_z(params) - log_prob(params, batch))
+        return nll, {"nll": nll}
+
+    def sample(params, key, n):
+        probs = jnp.broadcast_to(jax.nn.sigmoid(params["w"]), (n, num_bits))
+        return jax.random.bernoulli(key, probs).astype(jnp.float32)
+
+    return Model(
+        name,
+        (num_bits,),
+        Kind.UNNORMALIZED,
+        init,
+        loss,
+        log_prob,
+        sample,
+        info=_info(f"linear score w.x + b, {num_bits + 1} parameters", objective="closed-form log Z"),
+        capabilities=(BinarySupport(),),
+    )

@@ -61,6 +61,9 @@ MODELS: dict[str, Entry] = {
     "ar_bernoulli": Entry("discrete:autoregressive_bernoulli", _BINARY, "binary vectors: MADE chain rule"),
     "ebm_exact_ml": Entry("discrete:ebm_exact_ml", _BINARY, "binary energy model by exact ML"),
     "ebm_pseudo_lik": Entry("discrete:ebm_pseudo_lik", _BINARY, "binary energy model by pseudo-likelihood"),
+    "bernoulli_mixture": Entry("discrete:bernoulli_mixture", _BINARY, "binary: mixture of Bernoullis"),
+    "linear_energy": Entry("discrete:linear_energy", _BINARY, "binary: linear score, closed-form log Z"),
+    "rbm": Entry("rbm:rbm", _BINARY, "binary vectors: RBM by (persistent) contrastive divergence"),
 }
 # the vector models the `standardize` option applies to (continuous vectors, any family)
 VECTOR_FAMILIES = ("gan", "diffusion", "ebm", "ebm_dsm", "ebm_dsm_ladder", "ebm_ssm", "ebm_naive_mle")

@@ -159,20 +159,8 @@ def _move(transition: Transition, path: AnnealingPath, theta, x, key, step_size,
     return transition.run(key, x, value, grad, log_f, step_size, steps)
 
 
-def anneal(
-    path: AnnealingPath,
-    x0: Array,
-    key: Array,
-    step_sizes: Array,
-    transition: Transition,
-    steps_per_temp: int = 1,
-) -> tuple[Array, Array, Array]:
-    """Carry chains x0 (N, *event) along `path` (either direction, see `AnnealingPath.reversed`).
-
-    At each t = 1..K: log w += log f_t(x) - log f_(t-1)(x), then transitions leaving f_t invariant
-    with step_sizes[t - 1]. Traceable (runs inside jit). Returns (log w (N,), x (N, ...), acc (K,)).
-    """
-    thetas = jnp.asarray(path.thetas, jnp.float32)
+def _annealing_step(path: AnnealingPath, transition: Transition, steps_per_temp: int):
+    """The scan body of `anneal`: one temperature for every chain."""
 
     def one(x, k, theta_prev, theta, step):
         increment = path.log_density(x, theta) - path.log_density(x, theta_prev)
@@ -187,9 +175,58 @@ def anneal(
         x_new, increment, acc = move(x, jax.random.split(k, x.shape[0]), theta_prev, theta, step)
         return (x_new, log_w + increment), jnp.mean(acc)
 
+    return body
+
+
+def _annealing_inputs(path: AnnealingPath, key: Array, step_sizes: Array):
+    thetas = jnp.asarray(path.thetas, jnp.float32)
     keys = jax.random.split(key, thetas.shape[0] - 1)
-    inputs = (thetas[:-1], thetas[1:], jnp.asarray(step_sizes, jnp.float32), keys)
-    (x, log_w), acc = jax.lax.scan(body, (x0, jnp.zeros(x0.shape[0], jnp.float32)), inputs)
+    return (thetas[:-1], thetas[1:], jnp.asarray(step_sizes, jnp.float32), keys)
+
+
+def anneal(
+    path: AnnealingPath,
+    x0: Array,
+    key: Array,
+    step_sizes: Array,
+    transition: Transition,
+    steps_per_temp: int = 1,
+) -> tuple[Array, Array, Array]:
+    """Carry chains x0 (N, *event) along `path` (either direction, see `AnnealingPath.reversed`).
+
+    At each t = 1..K: log w += log f_t(x) - log f_(t-1)(x), then transitions leaving f_t invariant
+    with step_sizes[t - 1]. Traceable (runs inside jit). Returns (log w (N,), x (N, ...), acc (K,)).
+    """
+    body = _annealing_step(path, transition, steps_per_temp)
+    init = (x0, jnp.zeros(x0.shape[0], jnp.float32))
+    (x, log_w), acc = jax.lax.scan(body, init, _annealing_inputs(path, key, step_sizes))
+    return log_w, x, acc
+
+
+def anneal_in_segments(
+    path: AnnealingPath,
+    x0: Array,
+    key: Array,
+    step_sizes: Array,
+    transition: Transition,
+    steps_per_temp: int = 1,
+    segments: int = 10,
+    progress=None,
+) -> tuple[Array, Array, Array]:
+    """`anneal`, bit for bit, run as `segments` jitted scans over consecutive blocks of temperatures
+    so that `progress` (a `gen_jax.core.progress.Progress`, or None) advances between them."""
+    body = _annealing_step(path, transition, steps_per_temp)
+    inputs = _annealing_inputs(path, key, step_sizes)
+    total = inputs[0].shape[0]
+    size = max(1, -(-total // max(1, segments)))
+    run = jax.jit(lambda carry, inp: jax.lax.scan(body, carry, inp))
+    carry, accs = (x0, jnp.zeros(x0.shape[0], jnp.float32)), []
+    for start in range(0, total, size):
+        carry, acc = run(carry, jax.tree_util.tree_map(lambda a: a[start : start + size], inputs))
+        accs.append(acc)
+        if progress is not None:
+            progress.update(min(size, total - start))
+    (x, log_w), acc = carry, jnp.concatenate(accs)
     return log_w, x, acc
 
 
