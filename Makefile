@@ -37,7 +37,7 @@ lint: install  ## ruff, formatting, the import contracts (layers, no cycles) and
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m experiments.codeshape gen_jax
+	$(PY) -m experiments.codeshape gen_jax experiments
 
 readme: install  ## README.md and docs/*.md from the results (the only target that writes them)
 	$(PY) -m experiments.readme
@@ -100,6 +100,9 @@ ood: install  ## anomaly detection: Fashion-MNIST models score MNIST, noise, con
 
 ode-ladder: install  ## the image probability-flow ODE at rtol = atol 1e-3, 1e-4, 1e-5 on the same images (reuses make images)
 	$(PY) -m experiments.ode_ladder --preset $(or $(PRESET),cpu) $(ARGS)
+
+binary: install  ## the 28x28 binary world: naive table to RBM on binarized Fashion-MNIST, MNIST as OOD (~40 min)
+	$(PY) -m experiments.binary $(ARGS)
 
 eval: install  ## evaluate one saved image run alone: make eval CKPT=results/images/runs/fashion_mnist/<model>-<hash>
 	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=results/images/runs/fashion_mnist/<model>-<hash>" >&2; exit 2; }

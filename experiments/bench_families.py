@@ -10,19 +10,16 @@ image models) and each variant of the one training loop, a fresh subprocess repo
 - `steps_per_sec` / `examples_per_sec`: steady state, after the first dispatch;
 - `gflop_per_step`: XLA's own cost analysis of one compiled optimizer step (forward, backward and
   update; it counts a lax.scan body once, so each family gets its unscanned variant's count), and
-  `gflops` = gflop_per_step x steps/s, the arithmetic rate achieved.
+  `gflops` = gflop_per_step x steps/s, the arithmetic rate achieved;
+- `probe_fraction`: gflops over `probe_gflops`, the rate of a jitted float32 2048 x 2048 matmul
+  on the same device in the same run (`experiments.benchlib.matmul_gflops`, fresh processes too).
 
-Variants, each changing one thing against `default` (the configuration gen_jax uses):
-- `dispatch1`: one optimizer step per dispatch instead of a block of them under one lax.scan (100
-  for the 2D models, 10 for the images): the host round trip per step that the scanned loop removes;
-- `lax_conv`: XLA's native convolution instead of gen_jax's im2col form (`gen_jax.nn.conv`), for
-  the convolutional image models;
-- `unscanned`: a flow's layers chained in Python instead of run by lax.scan over stacked
-  parameters (compile time grows with depth);
-- `looped`: a flow's layer scan as a loop (`unroll_layers=1`) instead of unrolled;
-- `other_emitters`: the train step compiled with the XLA:CPU fusion emitters the default does not
-  pick for a step of its size (`gen_jax.training.compiler_options_for`: the earlier LLVM emitters
-  below SMALL_STEP_FLOPS, XLA's MLIR emitters above); the `emitters` column says which ran.
+Variants (`VARIANTS`) each change one thing against `default` (the configuration gen_jax uses):
+`dispatch1` (the host round trip per step that the scanned loop removes), `other_emitters` (the
+XLA:CPU fusion emitters `gen_jax.training.compiler_options_for` does not pick for a step of this
+size), and one per builder option that the family's model takes (`gen_jax.model_options`):
+`lax_conv` (`conv_impl`, images only), `looped` (`unroll_layers`), `unscanned` (`scan_layers`: a
+flow's layers chained in Python, compile time growing with depth).
 
 Medians of `--runs` runs. Writes results/bench/families.json and families.md.
 """
@@ -32,11 +29,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import statistics
-import subprocess
 import sys
 from pathlib import Path
+
+from experiments.benchlib import device_name, matmul_gflops, run_child, train_images, train_step_flops
 
 # family -> (model name, event shape, builder kwargs, batch size); image kwargs = the cpu preset's
 FAMILIES: dict[str, tuple[str, tuple[int, ...], dict, int]] = {
@@ -55,20 +52,22 @@ IMAGE_FAMILIES = {  # name in the images preset -> family label
     "ebm_dsm_ladder": "ebm/dsm ladder (conv)",
     "gan": "gan (DCGAN)",
 }
-CONV_OPTION = {"pixelcnn": "conv_impl", "glow": "conv_impl", "vae": "conv_impl", "diffusion": "conv_impl"}
-CONV_OPTION["ebm_dsm_ladder"] = "conv_impl"
-KEYS = (
-    "family",
-    "model",
-    "variant",
-    "batch_size",
-    "compile_s",
-    "steps_per_sec",
-    "examples_per_sec",
-    "gflop_per_step",
-    "gflops",
-    "emitters",
-    "device",
+# variant -> (the builder option it sets and its value, or None; what it changes against `default`)
+VARIANTS: dict[str, tuple[tuple | None, str]] = {
+    "dispatch1": (None, "one step per dispatch instead of a scanned block"),
+    "other_emitters": (
+        None,
+        "the XLA:CPU fusion emitters gen_jax does not pick for a step of this size (it compiles steps "
+        "under 0.25 GFLOP with the earlier LLVM emitters, larger ones with XLA's MLIR emitters; the "
+        "emitters column says which ran)",
+    ),
+    "lax_conv": (("conv_impl", "lax"), "XLA's native convolution instead of the im2col form"),
+    "looped": (("unroll_layers", 1), "a flow's layer scan as a loop instead of unrolled"),
+    "unscanned": (("scan_layers", False), "flow layers chained in Python instead of lax.scan"),
+}
+KEYS = tuple(
+    "family model variant batch_size compile_s steps_per_sec examples_per_sec gflop_per_step gflops "
+    "emitters device".split()
 )
 
 
@@ -83,56 +82,36 @@ def _specs() -> dict[str, tuple[str, tuple[int, ...], dict, int]]:
     return specs
 
 
-def variants(family: str, model: str) -> list[str]:
-    out = ["default", "dispatch1", "other_emitters"]
-    if model in CONV_OPTION:
-        out.append("lax_conv")
-    if model in ("realnvp", "nsf", "maf"):
-        out += ["looped", "unscanned"]
+def variants(family: str) -> list[str]:
+    """The variants measured for `family`: `default`, `dispatch1` and `other_emitters` for every
+    family, and each option's variant where the family's model takes that option (read from
+    `gen_jax.model_options`; `conv_impl` on images only, the vector models convolve nothing)."""
+    from gen_jax import model_options
+
+    name, shape, _, _ = _specs()[family]
+    options = model_options(name)
+    out = ["default"]
+    for variant, (setting, _) in VARIANTS.items():
+        if setting is None or (setting[0] in options and (setting[0] != "conv_impl" or len(shape) == 3)):
+            out.append(variant)
     return out
 
 
 def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
     """One measurement in this process (the parent runs each in a fresh one)."""
-    import jax
-    import numpy as np
-
+    from gen_jax.evaluation.vector import load_vector_data
     from gen_jax.models import make_model
-    from gen_jax.training import (
-        CPU_COMPILER_OPTIONS,
-        TrainConfig,
-        compiler_options_for,
-        init_state,
-        make_optimizer,
-        make_train_step,
-        step_flops,
-        train,
-    )
+    from gen_jax.training import CPU_COMPILER_OPTIONS, TrainConfig, compiler_options_for, train
 
     name, shape, kwargs, batch = _specs()[family]
-    kwargs = dict(kwargs)
-    if variant == "lax_conv":
-        kwargs[CONV_OPTION[name]] = "lax"
-    if variant == "unscanned":
-        kwargs["scan_layers"] = False
-    if variant == "looped":
-        kwargs["unroll_layers"] = 1
-    model = make_model(name, shape, **kwargs)
-    if len(shape) == 1:
-        from gen_jax.evaluation.vector import load_vector_data
-
-        data = load_vector_data("moons", 20_000, 1000, seed=0).train
-    else:
-        from gen_jax.data.images import load_images
-
-        try:
-            data = load_images("fashion_mnist", "train").images[:5000]
-        except Exception:  # no dataset here: random 8-bit images cost the same
-            data = np.random.default_rng(0).integers(0, 256, (5000, *shape), dtype=np.uint8)
+    setting = VARIANTS.get(variant, (None, ""))[0]
+    model = make_model(name, shape, **(dict(kwargs, **{setting[0]: setting[1]}) if setting else kwargs))
+    vectors = len(shape) == 1
+    data = load_vector_data("moons", 20_000, 1000, seed=0).train if vectors else train_images(5000, shape)
     # steps per dispatch as the experiments run them (vectors: 100; images: 10 is plenty, each step
     # is long); vector models are timed over 10x the steps, their steps are short
-    k = 1 if variant == "dispatch1" else (100 if len(shape) == 1 else 10)
-    steps = 10 * steps if len(shape) == 1 else steps
+    k = 1 if variant == "dispatch1" else (100 if vectors else 10)
+    steps = 10 * steps if vectors else steps
     cfg = TrainConfig(
         steps=steps + k,
         batch_size=batch,
@@ -146,20 +125,15 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
     )
     # XLA's cost analysis of one optimizer step (the same step the loop scans), before training:
     # it decides the CPU compile options as the training loop does (`compiler_options_for`)
-    opt = make_optimizer(cfg, model.update_groups)
-    state = init_state(model, jax.random.key(0), data[:batch], opt, False)
-    step = jax.jit(make_train_step(model, opt, None))
-    flops = step_flops(step.lower(state, jax.numpy.asarray(data[:batch]), jax.random.key(1)))
-    flops = math.nan if flops is None else flops
+    flops = train_step_flops(model, cfg, data)
     default = compiler_options_for(cfg, flops)
     if variant == "other_emitters":  # the emitters the default does not pick for this step size
         cfg = dataclasses.replace(cfg, cpu_compiler_options={} if default else CPU_COMPILER_OPTIONS)
     options = compiler_options_for(cfg, flops)
     res = train(model, data, cfg)
-    dev = jax.devices()[0]
     return dict(
         family=family,
-        model=name,
+        model=model.name,
         variant=variant,
         batch_size=batch,
         compile_s=res.first_dispatch_seconds,
@@ -168,56 +142,76 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
         gflop_per_step=flops / 1e9,
         gflops=flops / 1e9 * res.steps_per_sec,
         emitters="llvm" if options.get("xla_cpu_use_fusion_emitters") is False else "mlir",
-        device=f"{dev.platform}:{dev.device_kind}",
+        device=device_name(),
     )
+
+
+def _measure(family: str, variant: str, a) -> dict:
+    """Medians of `a.runs` fresh processes measuring one family under one variant."""
+    cmd = [sys.executable, "-m", "experiments.bench_families", "--child", family, variant, "--steps"]
+    runs = [run_child(cmd + [str(a.steps)], f"{family}/{variant}") for _ in range(a.runs)]
+    row = dict(runs[0])
+    for key in ("compile_s", "steps_per_sec", "examples_per_sec", "gflops"):
+        row[key] = statistics.median(r[key] for r in runs)
+    return row
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=60,
-        help="steady-state steps timed after the first dispatch (vectors: 10x)",
-    )
+    p.add_argument("--steps", type=int, default=60, help="steady-state steps timed (vectors: 10x)")
     p.add_argument("--families", help="comma-separated family labels or model names (default: all)")
+    p.add_argument("--probe-n", type=int, default=2048, help="the matmul probe's size (n x n, float32)")
     p.add_argument("--out", default="results/bench")
     p.add_argument("--child", nargs=2, metavar=("FAMILY", "VARIANT"), help=argparse.SUPPRESS)
+    p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.child:
-        print("BENCH " + json.dumps(run_once(a.child[0], a.child[1], a.steps)), flush=True)
+    if a.child or a.probe:
+        row = matmul_gflops(a.probe_n) if a.probe else run_once(a.child[0], a.child[1], a.steps)
+        print("BENCH " + json.dumps(row), flush=True)
         return
     specs = _specs()
     chosen = list(specs)
     if a.families:
         want = set(a.families.split(","))
         chosen = [f for f in specs if f in want or specs[f][0] in want]
+    cmd = [sys.executable, "-m", "experiments.bench_families", "--probe", "--probe-n", str(a.probe_n)]
+    probe = statistics.median(run_child(cmd, "the matmul probe")["gflops"] for _ in range(a.runs))
+    print(f"matmul probe ({a.probe_n} x {a.probe_n} float32): {probe:.1f} GFLOP/s", flush=True)
     rows = []
     for family in chosen:
-        for variant in variants(family, specs[family][0]):
-            runs = []
-            for _ in range(a.runs):
-                cmd = [sys.executable, "-m", "experiments.bench_families", "--child", family, variant]
-                out = subprocess.run(cmd + ["--steps", str(a.steps)], capture_output=True, text=True)
-                line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH ")), None)
-                if out.returncode != 0 or line is None:
-                    raise RuntimeError(f"{family}/{variant} failed:\n{out.stderr[-3000:]}")
-                runs.append(json.loads(line[len("BENCH ") :]))
-            row = dict(runs[0])
-            for key in ("compile_s", "steps_per_sec", "examples_per_sec", "gflops"):
-                row[key] = statistics.median(r[key] for r in runs)
-            rows.append(row)
+        for variant in variants(family):
+            rows.append(row := _measure(family, variant, a))
             print(
                 f"{family:26s} {variant:10s} compile {row['compile_s']:6.1f}s  "
                 f"{row['steps_per_sec']:8.1f} steps/s  {row['examples_per_sec']:9.0f} ex/s  "
                 f"{row['gflops']:6.1f} GFLOP/s",
                 flush=True,
             )
-    write(Path(a.out), rows, a.runs, a.steps)
+    write(Path(a.out), rows, a.runs, a.steps, probe=probe, probe_n=a.probe_n)
 
 
-def write(out: Path, rows: list[dict], runs: int, steps: int) -> None:
+COLUMNS = [
+    ("family", "family"),
+    ("variant", "variant"),
+    ("batch_size", "batch"),
+    ("compile_s", "compile s"),
+    ("steps_per_sec", "steps/s"),
+    ("examples_per_sec", "examples/s"),
+    ("gflop_per_step", "GFLOP / step"),
+    ("gflops", "GFLOP/s"),
+    ("probe_fraction", "fraction of the matmul probe"),
+    ("emitters", "emitters"),
+    ("speedup", "default is x faster"),
+]
+DIGITS = dict(compile_s=1, steps_per_sec=1, examples_per_sec=0, gflop_per_step=3, gflops=1, speedup=2)
+
+
+def write(
+    out: Path, rows: list[dict], runs: int, steps: int, probe: float | None = None, probe_n: int = 2048
+) -> None:
+    """families.json and families.md: one flop count per family, each variant's speed-up of the
+    default over it, and each row's GFLOP/s as a fraction of the matmul probe (`probe` GFLOP/s)."""
     from gen_jax.evaluation.tables import machine_description, markdown_table, write_results
 
     # XLA's cost analysis counts the body of a loop once, so a flow whose layers run under lax.scan
@@ -226,51 +220,27 @@ def write(out: Path, rows: list[dict], runs: int, steps: int) -> None:
     flop = {}
     for r in rows:
         flop[r["family"]] = max(flop.get(r["family"], 0.0), r["gflop_per_step"] or 0.0)
+    base = {r["family"]: r for r in rows if r["variant"] == "default"}
     for r in rows:
         r["gflop_per_step"] = flop[r["family"]] or None
         r["gflops"] = r["gflop_per_step"] * r["steps_per_sec"] if r["gflop_per_step"] else None
-    base = {(r["family"]): r for r in rows if r["variant"] == "default"}
-    for r in rows:
+        r["probe_gflops"] = probe
+        r["probe_fraction"] = r["gflops"] / probe if r["gflops"] and probe else None
         b = base.get(r["family"])
         r["speedup"] = b["steps_per_sec"] / r["steps_per_sec"] if b and r["steps_per_sec"] else None
-    cols = [
-        ("family", "family"),
-        ("variant", "variant"),
-        ("batch_size", "batch"),
-        ("compile_s", "compile s"),
-        ("steps_per_sec", "steps/s"),
-        ("examples_per_sec", "examples/s"),
-        ("gflop_per_step", "GFLOP / step"),
-        ("gflops", "GFLOP/s"),
-        ("emitters", "emitters"),
-        ("speedup", "default is x faster"),
-    ]
     head = (
         f"Train-step throughput per family: medians of {runs} fresh processes, {steps} steady-state steps "
         "each after the first dispatch (compile s: to the end of the first dispatch). GFLOP / step from "
         "XLA's cost analysis of the compiled step, the same for every variant of a family (the analysis "
-        "counts a scanned loop's body once, so the unscanned variant's count is used). Variants change "
-        "one thing against `default` (gen_jax as configured): `dispatch1` one step per dispatch instead "
-        "of a scanned block; `other_emitters` the XLA:CPU fusion emitters gen_jax does not pick for a "
-        "step of this size (it compiles steps under 0.25 GFLOP with the earlier LLVM emitters, larger "
-        "ones with XLA's MLIR emitters; the emitters column says which ran); `lax_conv` XLA's native "
-        "convolution instead of the im2col form; `looped` a flow's layer "
-        "scan as a loop instead of unrolled; `unscanned` flow layers chained in Python instead of "
-        f"lax.scan. Machine: {machine_description()}.\n\n"
+        "counts a scanned loop's body once, so the unscanned variant's count is used). Fraction of the "
+        f"matmul probe: GFLOP/s over the rate of a jitted float32 {probe_n} x {probe_n} matmul on the same "
+        f"device in the same run ({f'{probe:.1f} GFLOP/s' if probe else 'not measured'}, the median of "
+        f"{runs} fresh processes). Variants change one thing against `default` (gen_jax as configured): "
+        + "; ".join(f"`{v}` {what}" for v, (_, what) in VARIANTS.items())
+        + f". Machine: {machine_description()}.\n\n"
     )
-    md = head + markdown_table(
-        rows,
-        cols,
-        digits={
-            "compile_s": 1,
-            "steps_per_sec": 1,
-            "examples_per_sec": 0,
-            "gflop_per_step": 3,
-            "gflops": 1,
-            "speedup": 2,
-        },
-    )
-    write_results(out, rows, KEYS + ("speedup",), md, name="families")
+    md = head + markdown_table(rows, COLUMNS, digits={**DIGITS, "probe_fraction": 3})
+    write_results(out, rows, KEYS + ("speedup", "probe_gflops", "probe_fraction"), md, name="families")
     print(md)
 
 

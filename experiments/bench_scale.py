@@ -28,28 +28,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+from experiments.benchlib import BENCH, device_name, run_child
+
 IMAGE_MODELS = ("glow", "pixelcnn", "vae", "diffusion", "ebm_dsm_ladder")
 MODELS = ("nsf",) + IMAGE_MODELS
-BATCH = {"nsf": 512}  # image models: 64 (`--batch`)
-STEPS_PER_DISPATCH = {"nsf": 100}  # image models: 5 (`--image-steps-per-dispatch`)
-KEYS = (
-    "model",
-    "batch",
-    "devices",
-    "simulated",
-    "platform",
-    "per_device_batch",
-    "steps_per_sec",
-    "examples_per_sec",
-    "relative",
-    "first_dispatch_seconds",
-    "steps",
-    "peak_rss_mb",
-    "params",
+# the flow benchmark's workloads (`experiments.benchlib.BENCH`, on moons): (batch, steps per dispatch);
+# the image models run at `--batch` (on real accelerators also `--real-batches`) and
+# `--image-steps-per-dispatch`
+VECTOR_WORK = {name: (512, 100) for name in BENCH}
+KEYS = tuple(
+    "model batch devices simulated platform per_device_batch steps_per_sec examples_per_sec relative "
+    "first_dispatch_seconds steps peak_rss_mb params".split()
 )
 FORCE = "--xla_force_host_platform_device_count"
 
@@ -58,13 +50,12 @@ def build(model_name: str):
     """(model, training data) for one workload."""
     import numpy as np
 
-    from experiments.benchlib import BENCH
     from experiments.configs.images import CPU
     from gen_jax.data.images import IMAGE_SHAPE
     from gen_jax.evaluation.vector import load_vector_data
     from gen_jax.models import make_model
 
-    if model_name in BENCH:  # the flow benchmark's work, on moons
+    if model_name in VECTOR_WORK:  # the flow benchmark's work, on moons
         return make_model(model_name, (2,), **BENCH[model_name]), load_vector_data(
             "moons", 50_000, 10, seed=0
         ).train
@@ -96,12 +87,11 @@ def run_once(model_name: str, batch: int, devices: int | None, steps_per_dispatc
         num_devices=n,
     )
     res = train(model, data, cfg)
-    dev = jax.devices()[0]
     return dict(
         model=model_name,
         batch=batch,
         devices=n,
-        platform=f"{dev.platform}:{dev.device_kind}",
+        platform=device_name(),
         per_device_batch=batch // n,
         steps_per_sec=res.steps_per_sec,
         examples_per_sec=res.steps_per_sec * batch,
@@ -123,17 +113,8 @@ def _env(simulated: int | None) -> dict:
 
 
 def _launch(args: list[str], env: dict, what: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "experiments.bench_scale", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    line = next((x for x in out.stdout.splitlines() if x.startswith("SCALE ")), None)
-    if out.returncode != 0 or line is None:
-        raise RuntimeError(f"{what} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(line[len("SCALE ") :])
+    """One measurement (or the device probe) in a fresh process under `env`."""
+    return run_child([sys.executable, "-m", "experiments.bench_scale", *args], what, "SCALE", env)
 
 
 def probe() -> dict:
@@ -171,14 +152,14 @@ def main(argv=None) -> None:
     for n in map(int, a.devices.split(",")):
         if n == 1 and real["platform"] == "cpu" and real["count"] == 1 and not a.no_real:
             continue  # the real run below is this one
-        plan += [(m, BATCH.get(m, a.batch), n, True) for m in models]
+        plan += [(m, VECTOR_WORK[m][0] if m in VECTOR_WORK else a.batch, n, True) for m in models]
     batches = a.real_batches.split(",") if real["platform"] != "cpu" else [str(a.batch)]
     for m in models if not a.no_real else ():
-        for b in [BATCH[m]] if m in BATCH else sorted(set(map(int, batches))):
+        for b in [VECTOR_WORK[m][0]] if m in VECTOR_WORK else sorted(set(map(int, batches))):
             plan.append((m, b, real["count"], False))
     rows = []
     for m, b, n, simulated in sorted(plan, key=lambda x: (models.index(x[0]), x[1], x[2], x[3])):
-        k = STEPS_PER_DISPATCH.get(m, a.image_steps_per_dispatch)
+        k = VECTOR_WORK[m][1] if m in VECTOR_WORK else a.image_steps_per_dispatch
         args = [
             "--child",
             m,

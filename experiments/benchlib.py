@@ -1,9 +1,14 @@
-"""Shared pieces of the benchmarks (not an experiment): the flow benchmark's fixed work and one run of it.
-
-`experiments.bench_flows`, `experiments.bench_peers` and `experiments.bench_scale` all run it.
+"""Shared pieces of the benchmarks (not an experiment): the flow benchmark's fixed work and one run of it
+(`experiments.bench_flows`, `experiments.bench_peers` and `experiments.bench_scale` all run it), one
+measurement in a fresh process (`run_child`), and the matmul probe of the machine (`matmul_gflops`).
 """
 
 from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
 
 # the same math as the peer libraries run: no input standardization (they have none)
 BENCH = {
@@ -89,3 +94,77 @@ def run_once(
         device=f"{dev.platform}:{dev.device_kind}",
         params=num_params(res.params),
     )
+
+
+def run_child(cmd: list[str], what: str, tag: str = "BENCH", env: dict | None = None, timeout=None) -> dict:
+    """Run `cmd` (one measurement) in a fresh process and parse the JSON of its `{tag} {json}` line;
+    RuntimeError naming `what`, the exit status and the end of stderr when it fails or prints none."""
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=timeout)
+    line = next((x for x in out.stdout.splitlines() if x.startswith(tag + " ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"{what} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(line[len(tag) + 1 :])
+
+
+def matmul_gflops(n: int = 2048, calls: int = 5) -> dict:
+    """The machine's matmul rate, the yardstick beside a benchmark's achieved GFLOP/s: a jitted float32
+    (n, n) @ (n, n) on the default device at JAX's default precision, the median over `calls` timed
+    calls after one untimed call (which compiles). Flops: XLA's cost analysis of the lowered product
+    (`gen_jax.training.step_flops`, the count the benchmarks use; 2 n^3), else 2 n^3.
+
+    Returns {"gflops", "n", "calls", "seconds"} (seconds: the median call)."""
+    import jax
+    import jax.numpy as jnp
+
+    from gen_jax.training import step_flops
+
+    a, b = jax.random.normal(jax.random.key(0), (2, n, n), jnp.float32)
+    product = jax.jit(jnp.matmul)
+    flops = step_flops(product.lower(a, b)) or 2.0 * n**3
+    jax.block_until_ready(product(a, b))
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        jax.block_until_ready(product(a, b))
+        times.append(time.perf_counter() - t)
+    seconds = statistics.median(times)
+    return dict(gflops=flops / seconds / 1e9, n=n, calls=calls, seconds=seconds)
+
+
+def device_name() -> str:
+    """The default device as "platform:kind", e.g. "cpu:cpu" or "gpu:NVIDIA H100 80GB HBM3"."""
+    import jax
+
+    dev = jax.devices()[0]
+    return f"{dev.platform}:{dev.device_kind}"
+
+
+def train_images(n: int, shape: tuple[int, ...], dataset: str = "fashion_mnist"):
+    """`n` training images of `dataset` (uint8), or seeded uniform random uint8 images of `shape` where
+    the dataset is not at hand (a train step costs the same on any pixels)."""
+    import numpy as np
+
+    from gen_jax.data.images import load_images
+
+    try:
+        return load_images(dataset, "train").images[:n]
+    except Exception:  # no dataset here
+        return np.random.default_rng(0).integers(0, 256, (n, *shape), dtype=np.uint8)
+
+
+def train_step_flops(model, cfg, data) -> float:
+    """XLA's cost analysis of one optimizer step of `model` under TrainConfig `cfg` (forward, backward
+    and update, the step the training loop scans; a lax.scan body is counted once) on the first batch
+    of `data`; NaN where the backend offers no analysis."""
+    import math
+
+    import jax
+
+    from gen_jax.training import init_state, make_optimizer, make_train_step, step_flops
+
+    opt = make_optimizer(cfg, model.update_groups)
+    batch = data[: cfg.batch_size]
+    state = init_state(model, jax.random.key(0), batch, opt, False)
+    step = jax.jit(make_train_step(model, opt, None))
+    flops = step_flops(step.lower(state, jax.numpy.asarray(batch), jax.random.key(1)))
+    return math.nan if flops is None else flops

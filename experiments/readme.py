@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 PAGES = ("README.md", "docs")
+UNTRUSTED = ("undetermined", "disagree")  # trust verdicts under which a headline gives the bracket
 
 
 def _file(path: str) -> Callable[[Path], str | None]:

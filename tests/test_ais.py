@@ -171,5 +171,5 @@ def test_annealing_in_segments_equals_one_scan_bit_for_bit():
     steps = jnp.full((37,), 0.3)
     one = jax.jit(lambda x0: anneal(path, x0, jax.random.key(1), steps, as_transition("mala")))(x0)
     seg = anneal_in_segments(path, x0, jax.random.key(1), steps, as_transition("mala"), segments=5)
-    for a, b in zip(one, seg):
+    for a, b in zip(one, seg, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

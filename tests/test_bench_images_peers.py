@@ -19,16 +19,20 @@ import pytest
 from experiments.bench_images_peers import (
     FAMILIES,
     IMAGE_SHAPE,
-    best_torch,
     load_export,
     lr_factor,
-    markdown,
-    median_row,
     nats_to_bpd,
-    ratios,
     save_export,
 )
-from experiments.bench_images_peers.gen_jax_run import build_model, export, flatten, run, unflatten
+from experiments.bench_images_peers.gen_jax_run import (
+    architecture_constants,
+    build_model,
+    export,
+    flatten,
+    run,
+    unflatten,
+)
+from experiments.bench_images_peers.tables import best_torch, markdown, median_row, ratios
 
 REPO = Path(__file__).resolve().parents[1]
 TORCH_RUN = REPO / "experiments" / "bench_images_peers" / "torch_run.py"
@@ -172,6 +176,26 @@ TINY = {
 }
 
 
+def test_glow_constants_are_exported_from_the_model_info(tmp_path):
+    """Glow's fixed 1x1-convolution permutations and signs reach the export (from `model.info`, the
+    public surface); models without such constants export none."""
+    kwargs = dict(num_levels=2, steps_per_level=3, channels=4)
+    consts = architecture_constants(build_model("glow", kwargs))
+    assert set(consts) == {f"levels/{lv}/{k}" for lv in (0, 1) for k in ("perm", "sign")}
+    for level, c in ((0, 4), (1, 8)):  # channels after each squeeze: 4 x 1, then 2 x 4 (half kept)
+        perm, sign = consts[f"levels/{level}/perm"], consts[f"levels/{level}/sign"]
+        assert perm.shape == (3, c, c) and sign.shape == (3, c)
+        np.testing.assert_array_equal(perm.sum(1), 1.0)  # permutation matrices
+        np.testing.assert_array_equal(np.abs(sign), 1.0)
+    assert architecture_constants(build_model("vae", TINY["vae"])) == {}
+    images = _images(16)
+    path = export(tmp_path / "glow.npz", "glow", 2, images, images[:4], "random", kwargs=kwargs, batch=4)
+    exported = load_export(path)["consts"]
+    assert set(exported) == set(consts)
+    for name, value in exported.items():
+        np.testing.assert_array_equal(value, consts[name])
+
+
 def test_gen_jax_child_trains_from_the_exported_parameters(tmp_path):
     images = _images(64, seed=1)
     path = export(tmp_path / "vae.npz", "vae", 4, images, images[:8], "random", kwargs=TINY["vae"], batch=8)
@@ -231,10 +255,8 @@ def _draws(family: str, kwargs: dict, x, key, loss_key) -> tuple[dict, dict]:
 
 
 def _check_file(path, family, kwargs, params, arrays=None) -> str:
-    from experiments.bench_images_peers.gen_jax_run import glow_constants
-
     spec = FAMILIES[family]
-    consts = glow_constants(build_model(family, kwargs), kwargs) if spec["model"] == "glow" else {}
+    consts = architecture_constants(build_model(family, kwargs))
     meta = dict(family=family, model=spec["model"], kwargs=kwargs)
     return str(save_export(path, arrays or {}, flatten(params), consts, meta))
 

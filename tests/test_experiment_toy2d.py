@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from experiments import toy2d
 from experiments.configs.toy2d import PRESETS
@@ -56,3 +57,31 @@ def test_toy2d_user_files(tmp_path):
     assert row["dataset"] == "train" and row["true_entropy"] is None and row["gap"] is None
     assert row["grid_mass"] is None and np.isfinite(row["test_nll"]) and row["n_eval"] == 200
     assert row["test_outside_fraction"] == 0.0
+
+
+def test_toy2d_validation_file_early_stopping_and_the_far_test_warning(tmp_path, capsys):
+    """A validation file is what early stopping selects on (never the test file); early stopping
+    without one is a one-line config error; test data far outside the training range are reported
+    in the output and in results.md."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "train.npy", rng.normal(size=(600, 2)).astype(np.float32))
+    np.save(tmp_path / "val.npy", rng.normal(size=(200, 2)).astype(np.float32))
+    far = rng.normal(size=(200, 2)).astype(np.float32)
+    far[:20] += 50.0  # 10% of the test points 50 standard deviations away
+    np.save(tmp_path / "test.npy", far)
+    files = [
+        f"files.train={tmp_path / 'train.npy'}",
+        f"files.test={tmp_path / 'test.npy'}",
+        "models=[gaussian]",
+    ]
+    with pytest.raises(Exception, match="validation"):
+        toy2d.run(_smoke(tmp_path, *files, "train.patience=2", "train.eval_every=5"))
+    cfg = _smoke(
+        tmp_path, *files, f"files.validation={tmp_path / 'val.npy'}", "train.patience=2", "train.eval_every=5"
+    )
+    (row,) = toy2d.run(cfg)
+    assert row["test_outside_fraction"] == pytest.approx(0.1)
+    assert "warning: train: 10.0% of the test points" in capsys.readouterr().out
+    assert "Warnings:" in (tmp_path / "toy" / "results.md").read_text()
+    (run_dir,) = (tmp_path / "toy" / "runs" / "train").glob("gaussian-*")
+    assert (run_dir / "best_params.msgpack").exists()  # early stopping kept the best parameters

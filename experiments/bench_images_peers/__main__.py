@@ -8,9 +8,7 @@ python -m experiments.bench_images_peers [--runs 3] [--steps 110] [--families pi
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,9 +20,9 @@ from experiments.bench_images_peers import (
     FAMILIES,
     LIBRARIES,
     STEPS_PER_DISPATCH,
-    median_row,
-    write,
 )
+from experiments.bench_images_peers.tables import median_row, write
+from experiments.benchlib import run_child
 
 HERE = Path(__file__).resolve().parent
 TORCH_SCRIPT = HERE / "torch_run.py"
@@ -32,11 +30,7 @@ TORCH_SCRIPT = HERE / "torch_run.py"
 
 def launch(cmd: list[str], what: str, timeout: float | None = None) -> dict:
     """Run one measurement in a fresh process and parse its `BENCH {json}` line."""
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
-    line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH ")), None)
-    if out.returncode != 0 or line is None:
-        raise RuntimeError(f"{what} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(line[len("BENCH ") :])
+    return run_child(cmd, what, timeout=timeout)
 
 
 def _cpu_jiffies() -> tuple[int, int] | None:

@@ -2,8 +2,9 @@
 
     python -m experiments.bench_images_peers.gen_jax_run DATA.npz RUN    # prints one line BENCH {json}
 
-Only the public surface is used: `gen_jax.models.make_model`, the `Model`'s init / log_prob,
-`gen_jax.training.train` and `TrainConfig`, `gen_jax.data.images.load_images`.
+Only the public surface is used: `gen_jax.models.make_model` and `num_params`, the `Model`'s init /
+log_prob and `info` (the architecture's fixed arrays, `info["constants"]`, e.g. Glow's permutations),
+`gen_jax.training.train`, `TrainConfig` and `sequential_batches`, `gen_jax.data.images.load_images`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -71,12 +71,6 @@ def unflatten(model, flat: dict, example) -> object:
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
-def count_params(tree) -> int:
-    import jax
-
-    return int(sum(math.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(tree)))
-
-
 def build_model(family: str, kwargs: dict | None = None):
     from gen_jax.models import make_model
 
@@ -84,37 +78,11 @@ def build_model(family: str, kwargs: dict | None = None):
     return make_model(spec["model"], IMAGE_SHAPE, **(kwargs if kwargs is not None else spec["kwargs"]))
 
 
-def glow_constants(model, kwargs: dict) -> dict[str, np.ndarray]:
-    """The fixed permutations and signs of Glow's 1x1 convolutions (architecture constants, not
-    parameters), so that the PyTorch twin computes the same function: from the model's parts when it
-    exposes them, else drawn the way gen_jax draws them (`lu_init(SeedSequence([seed, level, k]))`)."""
-    consts = (getattr(model, "parts", None) or {}).get("constants")
-    out = {}
-    if consts is not None:
-        for level, c in enumerate(consts):
-            for name in ("perm", "sign"):
-                out[f"levels/{level}/{name}"] = np.asarray(c[name])
-        return out
-    arch = (getattr(model, "internals", None) or {}).get("arch")
-    if arch is not None and hasattr(arch, "lu"):  # per scale, per step: lu_init's dicts
-        for level, steps in enumerate(arch.lu):
-            for name in ("perm", "sign"):
-                out[f"levels/{level}/{name}"] = np.stack([np.asarray(d[name]) for d in steps])
-        return out
-    import scipy.linalg
-
-    h, w, c = IMAGE_SHAPE
-    for level in range(kwargs.get("num_levels", 2)):
-        c = 4 * c if level == 0 else 2 * c  # 4x the channels by the squeeze, half kept
-        perms, signs = [], []
-        for k in range(kwargs.get("steps_per_level", 8)):
-            rng = np.random.default_rng(np.random.SeedSequence([kwargs.get("seed", 0), level, k]))
-            q, _ = np.linalg.qr(rng.standard_normal((c, c)))
-            p, _, upper = scipy.linalg.lu(q)
-            perms.append(p.astype(np.float32))
-            signs.append(np.sign(np.diag(upper)).astype(np.float32))
-        out[f"levels/{level}/perm"], out[f"levels/{level}/sign"] = np.stack(perms), np.stack(signs)
-    return out
+def architecture_constants(model) -> dict[str, np.ndarray]:
+    """The model's fixed arrays that are not parameters (Glow's 1x1-convolution permutations and
+    signs), by path, so that the PyTorch twin computes the same function: `model.info["constants"]`,
+    which a model without any leaves out."""
+    return {path: np.asarray(v) for path, v in model.info.get("constants", {}).items()}
 
 
 def image_pool(data: str, n_train: int, n_test: int, data_dir: str | None, seed: int = 0):
@@ -122,12 +90,8 @@ def image_pool(data: str, n_train: int, n_test: int, data_dir: str | None, seed:
     first test images) or uniform random uint8 images of the same shape."""
     if data == "random":
         rng = np.random.default_rng(seed)
-        shape = IMAGE_SHAPE
-        return (
-            rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
-            rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
-            "random uint8 images",
-        )
+        draw = lambda n: rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8)
+        return draw(n_train), draw(n_test), "random uint8 images"
     from gen_jax.data.images import load_images
 
     train = load_images(data, "train", data_dir=data_dir)
@@ -155,6 +119,7 @@ def export(
     import jax
 
     import gen_jax
+    from gen_jax.models import num_params
 
     spec = FAMILIES[family]
     kwargs = spec["kwargs"] if kwargs is None else kwargs
@@ -168,7 +133,7 @@ def export(
     model = build_model(family, kwargs)
     init_examples = train_images[: max(batch, min(len(train_images), 1024))]
     params = model.init(jax.random.key(seed), jax.numpy.asarray(init_examples))
-    consts = glow_constants(model, kwargs) if spec["model"] == "glow" else {}
+    consts = architecture_constants(model)
     meta = dict(
         family=family,
         model=spec["model"],
@@ -176,7 +141,7 @@ def export(
         batch=batch,
         steps=steps,
         data=source,
-        params=count_params(params),
+        params=num_params(params),
         gen_jax_version=getattr(gen_jax, "__version__", None),
         jax_version=jax.__version__,
     )
@@ -185,24 +150,14 @@ def export(
     )
 
 
-def sequential_batches(batch_size: int):
-    """(data, key, step) -> the step-th run of batch_size consecutive examples: the exported order."""
-    import jax
-
-    def batch_fn(data, key, step):
-        start = (step % (data.shape[0] // batch_size)) * batch_size
-        return jax.lax.dynamic_slice_in_dim(data, start, batch_size, axis=0)
-
-    return batch_fn
-
-
 def run(data_path: str, run_index: int, eval_reps: int, steps_per_dispatch: int = STEPS_PER_DISPATCH) -> dict:
     """One gen_jax measurement in this process (see the package docstring)."""
     import jax
     import jax.numpy as jnp
 
     from experiments.memory import peak_rss_mb
-    from gen_jax.training import TrainConfig, train
+    from gen_jax.models import num_params
+    from gen_jax.training import TrainConfig, sequential_batches, train
 
     ex = load_export(data_path)
     meta = ex["meta"]
@@ -215,7 +170,7 @@ def run(data_path: str, run_index: int, eval_reps: int, steps_per_dispatch: int 
         )
     model = build_model(meta["family"], meta["kwargs"])
     params0 = unflatten(model, ex["params"], batches[0])
-    n_params = count_params(params0)
+    n_params = num_params(params0)
     fixed = dataclasses.replace(model, init=lambda key, x: jax.tree_util.tree_map(jnp.copy, params0))
     cfg = TrainConfig(
         steps=steps,
@@ -287,7 +242,6 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     row = run(a.data, a.run, a.eval_reps, a.steps_per_dispatch)
     print("BENCH " + json.dumps(row), flush=True)
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

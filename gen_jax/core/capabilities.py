@@ -18,6 +18,8 @@ Each capability states an invariant that the registry's contract test checks.
 - `LatentVariable`: latent-variable importance weights log p(x, z) - log q(z) (IWAE, prior sampling).
 - `ProbabilityFlow`: a probability-flow ODE with its solver configuration (diffusion models).
 - `MonteCarloBound`: log_prob is a bound estimated with a number of inner draws that can be raised.
+- `PartitionFunction`: the model's own log Z: exact (closed form or an enumeration its structure
+  allows) and/or AIS and reverse AIS along a path its structure suits (an RBM's block Gibbs).
 """
 
 from __future__ import annotations
@@ -124,3 +126,22 @@ class MonteCarloBound(Capability):
 
     num_samples: int
     log_prob_with: Callable[..., Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionFunction(Capability):
+    """The model's own estimators of its log Z, for structure a generic estimator cannot use.
+
+    exact(params) -> float | None: log Z in closed form or by an enumeration the structure allows
+      (None: too many states);
+    ais(params, reference, key, num_chains, num_temps) -> `AISResult`: forward AIS, from below in
+      expectation (None: not offered);
+    reverse_ais(params, reference, key, num_chains, num_temps) -> (`AISResult`, start): AIS run
+      backwards from `start` ("exact samples": from above in expectation; else approximate samples,
+      no guarantee). reference: training examples (for a base-rate base).
+    """
+
+    exact: Callable[[Params], float | None]
+    ais: Callable[..., Any] | None = None
+    reverse_ais: Callable[..., Any] | None = None
+    exact_method: str = "enumeration"  # how `exact` gets log Z, for the tables

@@ -27,6 +27,16 @@ from gen_jax.evaluation.nll import evaluate_nll
 from gen_jax.likelihood.normalize import LOG_Z_KEYS, NormalizeConfig, normalize
 
 ESS_TRUST_FRACTION = 0.1
+# the single-chain bounds (mean log weights) and reverse AIS, where an estimator gives them
+EXTRA_LOG_Z_KEYS = (
+    "log_z_ais_bound",
+    "log_z_ais_bound_se",
+    "log_z_reverse",
+    "log_z_reverse_se",
+    "log_z_reverse_bound",
+    "log_z_reverse_bound_se",
+    "log_z_reverse_start",
+)
 UNTRUSTED = ("undetermined", "disagree")  # verdicts under which the headline gives the bracket
 
 
@@ -58,7 +68,7 @@ def evaluate_view(
             )
         nkey = jax.random.fold_in(key, 1000) if normalize_key is None else normalize_key
         view, est = normalize(view, params, reference, nkey, box, cfg)
-        row.update({k: est.get(k) for k in (*LOG_Z_KEYS, "log_z_ais_bound", "log_z_ais_bound_se")})
+        row.update({k: est.get(k) for k in (*LOG_Z_KEYS, *EXTRA_LOG_Z_KEYS) if k in est or k in LOG_Z_KEYS})
         row["trust"] = _trust(est, cfg)
     nll, se, per = evaluate_nll(view, params, x, key, batch_size=batch_size, context=context)
     if view.log_prob_se:  # an error shared by every example (a log Z) adds in quadrature

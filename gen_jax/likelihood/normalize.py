@@ -18,6 +18,8 @@ Dispatches only on the model's kind and capabilities, never on its family:
 - 2D real models also get the grid (midpoint rule over the data box widened by `grid_widen` of its
   width on each side), and binary vectors of <= 20 bits the exact sum over every state; both are
   `log_z_grid`; a `BoundedCorrection` gives the certain bracket `log_z_bracket`.
+A model with its own `PartitionFunction` (an RBM, a closed form) is normalized by that alone: its
+exact log Z when it has one, else its AIS, with its reverse AIS beside it.
 The log Z that normalizes the model is the enumeration when there is one, else `use` ("ais" by
 default; "grid" where a grid exists; "is"). Other kinds pass through unchanged.
 
@@ -40,6 +42,7 @@ from gen_jax.core.capabilities import (
     ContinuousSpace,
     GaussianTerm,
     NoisePath,
+    PartitionFunction,
 )
 from gen_jax.likelihood.ais import AISConfig, AISResult, ais, log_mean_exp_se
 from gen_jax.likelihood.enumerate import MAX_BITS, enumerate_log_z
@@ -229,6 +232,9 @@ def estimate_log_z(
 ) -> dict:
     """log Z of an unnormalized model by every method that applies (see the module docstring)."""
     reference = np.asarray(reference, np.float32)
+    own = model.get(PartitionFunction)
+    if own is not None:
+        return own_log_z(own, params, reference, key, cfg)
     out = dict.fromkeys(LOG_Z_KEYS)
     batched = jax.jit(lambda x: model.log_prob(params, x, key))
     if model.get(BinarySupport) is not None and model.num_dims <= MAX_BITS:
@@ -248,6 +254,23 @@ def estimate_log_z(
     return out
 
 
+def own_log_z(own: PartitionFunction, params, reference, key, cfg: NormalizeConfig) -> dict:
+    """log Z by the model's own estimators: exact when it has one (as `log_z_grid`, the enumeration's
+    key), AIS and reverse AIS with the config's chains and temperatures when it offers them."""
+    out = dict.fromkeys(LOG_Z_KEYS)
+    out["log_z_grid"] = own.exact(params)
+    a = cfg.ais
+    if own.ais is not None:
+        res = own.ais(params, reference, key, a.num_chains, a.num_temps)
+        out.update(log_z_ais=res.log_z, log_z_ais_se=res.log_z_se, log_z_ais_ess=res.ess)
+        out.update(log_z_ais_bound=res.log_z_bound, log_z_ais_bound_se=res.log_z_bound_se)
+    if own.reverse_ais is not None:
+        rev, start = own.reverse_ais(params, reference, jax.random.fold_in(key, 3), a.num_chains, a.num_temps)
+        out.update(log_z_reverse=rev.log_z, log_z_reverse_se=rev.log_z_se, log_z_reverse_start=start)
+        out.update(log_z_reverse_bound=rev.log_z_bound, log_z_reverse_bound_se=rev.log_z_bound_se)
+    return out
+
+
 def normalize(
     model: Model, params, reference, key, box=None, cfg: NormalizeConfig = NormalizeConfig()
 ) -> tuple[Model, dict]:
@@ -255,9 +278,10 @@ def normalize(
     if model.kind != Kind.UNNORMALIZED:
         return model, dict.fromkeys(LOG_Z_KEYS)
     est = estimate_log_z(model, params, reference, key, box, cfg)
-    if model.get(BinarySupport) is not None and est["log_z_grid"] is not None:
-        est["log_z_method"] = "enumeration"
-        return with_log_z(model, est["log_z_grid"], 0.0, Kind.EXACT, "enumeration"), est
+    own = model.get(PartitionFunction)
+    if (own is not None or model.get(BinarySupport) is not None) and est["log_z_grid"] is not None:
+        est["log_z_method"] = own.exact_method if own is not None else "enumeration"
+        return with_log_z(model, est["log_z_grid"], 0.0, Kind.EXACT, est["log_z_method"]), est
     if cfg.use == "grid" and est["log_z_grid"] is not None:
         est["log_z_method"] = "grid"
         return with_log_z(model, est["log_z_grid"], None, Kind.ESTIMATE, "grid"), est

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.core import Kind, Model, check_batch
-from gen_jax.core.capabilities import BinarySupport
+from gen_jax.core.capabilities import BinarySupport, PartitionFunction
 from gen_jax.likelihood.enumerate import all_binary_states
 from gen_jax.models.common import nll_loss
 from gen_jax.nn.made import MADE
@@ -297,5 +297,8 @@ def linear_energy(num_bits: int, name: str = "linear_energy") -> Model:
         log_prob,
         sample,
         info=_info(f"linear score w.x + b, {num_bits + 1} parameters", objective="closed-form log Z"),
-        capabilities=(BinarySupport(),),
+        capabilities=(
+            BinarySupport(),
+            PartitionFunction(lambda p: float(linear_log_z(p)), exact_method="closed form"),
+        ),
     )

@@ -198,6 +198,19 @@ class GlowArch:
             f"{prior} prior, logit alpha={alpha}"
         )
 
+    def info(self, net: dict, alpha: float) -> dict:
+        """`Model.info`: family, architecture, objective, and `constants`: the architecture's fixed
+        arrays (drawn from the seed, not parameters) as numpy arrays by path, for a port of the model to
+        another framework: "levels/{level}/perm" (K, C, C) and "levels/{level}/sign" (K, C), the
+        permutations and signs of the K 1x1 convolutions of each scale (C: its channels)."""
+        constants = {
+            f"levels/{level}/{key}": np.stack([d[key] for d in steps])
+            for level, steps in enumerate(self.lu)
+            for key in ("perm", "sign")
+        }
+        architecture = self.describe(**net, alpha=alpha)
+        return dict(family="flow", architecture=architecture, objective=OBJECTIVE, constants=constants)
+
     def data_dependent_init(self, params, v):
         """Set every actnorm so that its output is zero-mean, unit-variance per channel on v (Glow's
         data-dependent init), layer by layer; the top prior likewise."""
@@ -282,6 +295,8 @@ def glow(
       unroll_steps: unroll the K steps of a scale (`ScanChain`): faster gradients on XLA:CPU, for a
         longer compile (`make bench-families` measures it).
       conv_impl: the conditioners' convolutions (`gen_jax.nn.conv`: "auto" is im2col on CPU).
+
+    `info["constants"]`: the 1x1 convolutions' fixed permutations and signs by path (`GlowArch.info`).
     """
     event_shape = tuple(int(s) for s in event_shape)
     if len(event_shape) != 3:
@@ -326,7 +341,7 @@ def glow(
         loss=nll_loss(log_prob),
         log_prob=log_prob,
         sample=sample,
-        info=dict(family="flow", architecture=arch.describe(**net, alpha=alpha), objective=OBJECTIVE),
+        info=arch.info(net, alpha),
         capabilities=(Dequantized(),),
         internals={"distribution": distribution, "arch": arch},
     )
