@@ -20,96 +20,47 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from experiments.configs.contrast import PRESETS, ContrastConfig
 from gen_jax.data.patches import binary_patches, empirical_entropy
-from gen_jax.data.toy2d import get_toy
 from gen_jax.evaluation import parzen
 from gen_jax.evaluation.cli import run_cli
 from gen_jax.evaluation.fit import fit_and_evaluate
+from gen_jax.evaluation.notes import contrast_checks
 from gen_jax.evaluation.rows import evaluate_view
-from gen_jax.evaluation.runs import RunSpec, cached, evaluation_cache, train_or_reuse
-from gen_jax.evaluation.tables import machine_description, markdown_table, write_results
-from gen_jax.evaluation.vector import VectorData, load_vector_data
+from gen_jax.evaluation.runs import cached, evaluation_cache, make_spec, train_or_reuse
+from gen_jax.evaluation.tables import machine_description, markdown_table, row_summary, write_results
+from gen_jax.evaluation.vector import load_vector_data, truth_row
 from gen_jax.likelihood.grid import evaluate_on_grid
 from gen_jax.likelihood.normalize import sandwich_log_z
 from gen_jax.metrics import mmd
 from gen_jax.plotting import density_and_samples_figure
-from gen_jax.training import TrainConfig
 
-KEYS = (
-    "dataset",
-    "model",
-    "objective",
-    "likelihood_kind",
-    "test_nll",
-    "test_nll_se",
-    "true_entropy",
-    "gap",
-    "log_z_grid",
-    "log_z_ais",
-    "log_z_ais_se",
-    "sample_mmd",
-    "train_seconds",
-)
-COLUMNS = [
-    (k, h)
-    for k, h in zip(
-        KEYS,
-        (
-            "dataset",
-            "model",
-            "objective",
-            "kind",
-            "test NLL",
-            "± se",
-            "H",
-            "gap",
-            "log Z grid",
-            "log Z AIS",
-            "± se",
-            "MMD²",
-            "train s",
-        ),
-        strict=True,
-    )
+COLUMNS = [  # (row key, table header); the rows of results.json carry exactly these keys
+    ("dataset", "dataset"),
+    ("model", "model"),
+    ("objective", "objective"),
+    ("likelihood_kind", "kind"),
+    ("test_nll", "test NLL"),
+    ("test_nll_se", "± se"),
+    ("true_entropy", "H"),
+    ("gap", "gap"),
+    ("log_z_grid", "log Z grid"),
+    ("log_z_ais", "log Z AIS"),
+    ("log_z_ais_se", "± se "),
+    ("log_z_learned", "log Z learned"),
+    ("sample_mmd", "MMD²"),
+    ("mmd_short_run", "MMD² short-run"),
+    ("mmd_long_run", "MMD² long-run"),
+    ("train_seconds", "train s"),
 ]
+KEYS = tuple(k for k, _ in COLUMNS)
 PATCHES = "patches3x3"
-
-
-def truth_row(data: VectorData, n: int, seed: int) -> dict:
-    """The true density as a row: its test NLL, and the MMD between two independent true samples."""
-    lp = np.asarray(data.true_log_prob(jnp.asarray(data.test)), np.float64)
-    fresh = np.asarray(get_toy(data.name).sample(jax.random.key(seed + 12345), n))
-    nll = float(-lp.mean())
-    return dict(
-        dataset=data.name,
-        model="truth",
-        objective=None,
-        likelihood_kind="exact",
-        test_nll=nll,
-        test_nll_se=float(lp.std(ddof=1) / math.sqrt(lp.size)),
-        true_entropy=data.true_entropy,
-        gap=nll - data.true_entropy,
-        sample_mmd=mmd(fresh, data.test[:n]),
-        train_seconds=None,
-    )
-
-
-def run_spec(cfg, name: str, train: TrainConfig, dim: int, dataset: str, digest: str, seed: int) -> RunSpec:
-    """The keyed run of one model (its options and training config from `cfg`)."""
-    overrides = getattr(cfg, "train_overrides", {}).get(name, {})
-    train = TrainConfig(**{**dataclasses.asdict(train), **overrides, "seed": seed})
-    return RunSpec(
-        name, (dim,), cfg.model_options.get(name, {}), train, {"dataset": dataset, "digest": digest}
-    )
 
 
 def run_toy(cfg: ContrastConfig, fresh: bool) -> tuple[list[dict], list[dict]]:
@@ -132,7 +83,8 @@ def run_toy(cfg: ContrastConfig, fresh: bool) -> tuple[list[dict], list[dict]]:
         rows.append(truth)
         entries = []
         for name in cfg.models:
-            spec = run_spec(cfg, name, cfg.train, 2, data.name, data.digest, cfg.seed)
+            where = {"dataset": data.name, "digest": data.digest}
+            spec = make_spec(name, (2,), cfg.model_options, cfg.train, cfg.train_overrides, where, cfg.seed)
             results = fit_and_evaluate(spec, data, out, ev, fresh)
             entries.append(parzen.rows_entry(results, name))
             value = _sample_mmd(Path(results[0]["run_dir"]), results[0]["samples"], data.test[: ev.n_samples])
@@ -143,7 +95,7 @@ def run_toy(cfg: ContrastConfig, fresh: bool) -> tuple[list[dict], list[dict]]:
                     f"\nNLL {res['test_nll']:.3f}" if res["test_nll"] is not None else ""
                 )
                 panels.append(dict(label=label, log_density=res["log_density"], samples=res["samples"]))
-                print(summary(res), flush=True)
+                print(row_summary(res), flush=True)
         title = f"{data.name}: density, normalized exp(-E) for energy models (top); samples (bottom)"
         density_and_samples_figure(out / f"{data.name}.png", title, data.box, panels)
         if cfg.parzen_samples:
@@ -171,7 +123,15 @@ def run_patches(cfg: ContrastConfig, fresh: bool) -> tuple[list[dict], list[dict
         train = dataclasses.replace(
             p.train, steps=steps, init_examples=len(train_x) if steps == 0 else p.train.init_examples
         )
-        spec = run_spec(p, name, train, train_x.shape[1], PATCHES, digest, cfg.seed)
+        spec = make_spec(
+            name,
+            train_x.shape[1:],
+            p.model_options,
+            train,
+            {},
+            {"dataset": PATCHES, "digest": digest},
+            cfg.seed,
+        )
         key = jax.random.key(cfg.seed)
         cache = evaluation_cache(
             Path(cfg.out) / "runs" / PATCHES, name, (spec.key, p.normalize, p.reverse_ais)
@@ -183,7 +143,7 @@ def run_patches(cfg: ContrastConfig, fresh: bool) -> tuple[list[dict], list[dict
         rows.append(saved["row"])
         if saved["sandwich"]:
             sandwich.append(saved["sandwich"])
-        print(summary(saved["row"]), flush=True)
+        print(row_summary(saved["row"]), flush=True)
     return rows, sandwich
 
 
@@ -215,50 +175,6 @@ def _patch_row(cfg, spec, key, train_x, test_x, h_test, n_mmd, fresh) -> dict:
     return {"row": {k: row.get(k) for k in KEYS}, "sandwich": sw}
 
 
-def summary(r: dict) -> str:
-    """One line per row, as the run goes."""
-    parts = [f"{r['dataset']:>12s} {r['model']:>16s} {str(r['likelihood_kind']):>12s}"]
-    if r.get("test_nll") is not None:
-        parts.append(f"NLL {r['test_nll']:.4f} ± {r['test_nll_se']:.4f}")
-    if r.get("gap") is not None:
-        parts.append(f"gap {r['gap']:+.4f}")
-    if r.get("log_z_ais") is not None:
-        parts.append(f"logZ ais {r['log_z_ais']:.4f} ± {r['log_z_ais_se']:.4f}")
-        if r.get("log_z_grid") is not None:
-            parts.append(f"grid {r['log_z_grid']:.4f}")
-    if r.get("sample_mmd") is not None:
-        parts.append(f"mmd {r['sample_mmd']:.5f}")
-    return "  ".join(parts)
-
-
-def checks(rows: list[dict], sandwich: list[dict]) -> list[str]:
-    """Measured statements a reader can verify from the table: AIS against the grid / enumeration, and
-    the bidirectional sandwich."""
-    lines = []
-    both = [r for r in rows if r.get("log_z_ais") is not None and r.get("log_z_grid") is not None]
-    for world, sel in (
-        ("2D energy models", [r for r in both if r["dataset"] != PATCHES]),
-        ("tiny world", [r for r in both if r["dataset"] == PATCHES]),
-    ):
-        if sel:
-            diffs = [abs(r["log_z_ais"] - r["log_z_grid"]) for r in sel]
-            ratios = ", ".join(f"{d / r['log_z_ais_se']:.2f}" for d, r in zip(diffs, sel, strict=True))
-            ref = "grid" if world.startswith("2D") else "enumeration"
-            lines.append(
-                f"AIS vs {ref} log Z, {world} ({len(sel)} models): max |diff| = {max(diffs):.4f} nats; "
-                f"|diff| / se: {ratios}"
-            )
-    for s in sandwich:
-        lo, hi, z = s["bound_forward"], s["bound_reverse"], s["log_z_enumerated"]
-        held = "holds" if lo <= z <= hi else "VIOLATED"
-        lines.append(
-            f"tiny world, {s['model']}: single-chain bounds {lo:.4f} ± {s['bound_forward_se']:.4f} <= "
-            f"enumerated {z:.4f} <= {hi:.4f} ± {s['bound_reverse_se']:.4f} ({held}); forward AIS "
-            f"{s['log_z_forward']:.4f}, reverse AIS {s['log_z_reverse']:.4f}"
-        )
-    return lines
-
-
 def markdown(rows: list[dict], sandwich: list[dict], seconds: dict) -> str:
     """results.md: the table, what it means, the checks and the time per part."""
     head = (
@@ -270,10 +186,9 @@ def markdown(rows: list[dict], sandwich: list[dict], seconds: dict) -> str:
         "`truth` row gives its floor (two "
         f"independent true samples).\nMachine: {machine_description()}.\n\n"
     )
-    md = head + markdown_table(
-        rows, COLUMNS, digits={"train_seconds": 1, "test_nll_se": 4, "log_z_ais_se": 4, "sample_mmd": 5}
-    )
-    lines = checks(rows, sandwich)
+    digits = {"train_seconds": 1, "test_nll_se": 4, "log_z_ais_se": 4, "sample_mmd": 5}
+    md = head + markdown_table(rows, COLUMNS, digits={**digits, "mmd_short_run": 5, "mmd_long_run": 5})
+    lines = contrast_checks(rows, sandwich, PATCHES)
     md += ("\n### Checks\n\n" + "".join(f"- {line}\n" for line in lines)) if lines else ""
     return md + "\nWall time per part (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + "\n"
 

@@ -22,7 +22,15 @@ class PatchesConfig:
     threshold: int = 127
     n_train: int = 100_000
     n_test: int = 20_000
-    models: tuple[str, ...] = ("freq_table", "bernoulli", "ar_bernoulli", "ebm_exact_ml", "ebm_pseudo_lik")
+    models: tuple[str, ...] = (
+        "freq_table",
+        "bernoulli",
+        "ar_bernoulli",
+        "ebm_exact_ml",
+        "ebm_pseudo_lik",
+        "ebm_bin_nce",
+        "ebm_bin_cd",
+    )
     closed_form: tuple[str, ...] = ("freq_table", "bernoulli")  # fitted by `init` on all of train (MLE)
     train: TrainConfig = TrainConfig(
         steps=3000, batch_size=1024, lr=3e-3, warmup_steps=100, checkpoint_every=None
@@ -72,12 +80,17 @@ class DemosConfig:
     out: str = "results/contrast/demos"
 
 
-MODELS = ("nsf", "maf", "ebm_dsm", "ebm_ssm", "gmm", "gan", "diffusion")  # diffusion: bound and ODE rows
+# diffusion: bound and ODE rows; the energy models by every objective: DSM, SSM, NCE, CD
+MODELS = ("nsf", "maf", "ebm_dsm", "ebm_ssm", "ebm_nce", "ebm_cd", "gmm", "gan", "diffusion")
+SMC = {"sample_temps": 100, "sample_rejuvenation": 5}  # samples: AIS + resampling, then 5 MALA steps
 OPTIONS = {
     "maf": {"num_layers": 8, "activation": "silu"},
-    # samples by AIS + resampling (SMC): 100 temperatures, then 5 MALA steps at the target
-    "ebm_dsm": {"sample_temps": 100, "sample_rejuvenation": 5},
-    "ebm_ssm": {"sample_temps": 100, "sample_rejuvenation": 5},
+    "ebm_dsm": SMC,
+    "ebm_ssm": SMC,
+    # NCE against a 10-component mixture fitted by EM at init, 8 noise samples per data point
+    "ebm_nce": {**SMC, "nce_noise": "gmm", "nce_ratio": 8, "nce_noise_scale": 1.0},
+    # CD: 1000 persistent chains, 20 Langevin steps each per optimizer step, 5% restarted
+    "ebm_cd": {**SMC, "cd_chains": 1000, "cd_steps": 20, "cd_step_size": 0.01},
     "gmm": {"num_components": 10},
     # the bound and the ODE cost far more per point than a flow: 60x60 density grids
     "diffusion": {"grid_n": 60, "ode_grid_n": 60},
@@ -85,6 +98,7 @@ OPTIONS = {
 TRAIN = {
     "gmm": {"steps": 3000, "lr": 1e-2},
     "ebm_ssm": {"steps": 3000},
+    "ebm_nce": {"init_examples": 10_000},  # the noise mixture's EM sees 10,000 points
     "gan": {"lr": 1e-3, "b1": 0.5},  # the implicit model: samples only, Parzen estimate in parzen.json
 }
 SMOKE_TRAIN = TrainConfig(
@@ -105,12 +119,19 @@ PRESETS: dict[str, ContrastConfig] = {
     # tests: seconds
     "smoke": ContrastConfig(
         datasets=("moons",),
-        models=("nsf", "ebm_dsm", "ebm_ssm"),
+        models=("nsf", "ebm_dsm", "ebm_ssm", "ebm_nce", "ebm_cd"),
         train=SMOKE_TRAIN,
         model_options={
             "nsf": {"num_layers": 2, "hidden": (16,)},
             "ebm_dsm": {"hidden": (32, 32), "sample_temps": 20},
             "ebm_ssm": {"hidden": (32, 32), "sample_temps": 20},
+            "ebm_nce": {
+                "hidden": (32, 32),
+                "sample_temps": 20,
+                "nce_noise": "gmm",
+                "nce_noise_components": 3,
+            },
+            "ebm_cd": {"hidden": (32, 32), "sample_temps": 20, "cd_chains": 64, "cd_steps": 5},
         },
         eval=VectorEval(
             grid_n=40,
@@ -131,6 +152,8 @@ PRESETS: dict[str, ContrastConfig] = {
                 "ar_bernoulli": {"hidden": (16,)},
                 "ebm_exact_ml": {"hidden": (16,)},
                 "ebm_pseudo_lik": {"hidden": (16,)},
+                "ebm_bin_nce": {"hidden": (16,)},
+                "ebm_bin_cd": {"hidden": (16,), "cd_chains": 64},
             },
             normalize=NormalizeConfig(ais=AISConfig(num_chains=200, num_temps=30, num_pilot=16)),
         ),

@@ -20,6 +20,10 @@ Each capability states an invariant that the registry's contract test checks.
 - `MonteCarloBound`: log_prob is a bound estimated with a number of inner draws that can be raised.
 - `PartitionFunction`: the model's own log Z: exact (closed form or an enumeration its structure
   allows) and/or AIS and reverse AIS along a path its structure suits (an RBM's block Gibbs).
+- `LearnedLogZ`: a log Z the model learned as a parameter (noise-contrastive estimation): a claim of
+  self-normalization, to hold against the estimators, not a normalizer.
+- `ShortRunSampler`: the Langevin chains a model was trained with (contrastive divergence), runnable
+  for any number of steps: short-run samples against long-run ones.
 """
 
 from __future__ import annotations
@@ -145,3 +149,19 @@ class PartitionFunction(Capability):
     ais: Callable[..., Any] | None = None
     reverse_ais: Callable[..., Any] | None = None
     exact_method: str = "enumeration"  # how `exact` gets log Z, for the tables
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedLogZ(Capability):
+    """read(params) -> the log Z the model learned as a parameter (NCE's normalizing constant)."""
+
+    read: Callable[[Params], Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class ShortRunSampler(Capability):
+    """sample(params, key, n, num_steps) -> n samples after `num_steps` Langevin steps from the
+    chains' initial distribution; `train_steps` is the number the model was trained with."""
+
+    sample: Callable[..., Array]
+    train_steps: int

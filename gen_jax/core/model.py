@@ -61,6 +61,11 @@ class Estimator:
     grid_n: int | None = None
 
 
+# parameter subtrees no optimizer updates: statistics fitted at init (a model's standardization, the
+# noise distribution of noise-contrastive estimation)
+FROZEN_KEYS = ("standardize", "context_standardize", "nce_noise")
+
+
 @dataclasses.dataclass(frozen=True)
 class UpdateGroups:
     """Parameters updated in turns, e.g. a GAN's discriminator and then its generator.

@@ -21,12 +21,14 @@ import jax
 import numpy as np
 
 from gen_jax.core import ConfigError, Kind, Model, num_params
+from gen_jax.core.capabilities import ShortRunSampler
 from gen_jax.evaluation.rows import evaluate_view
 from gen_jax.evaluation.runs import Run, RunSpec, evaluation_cache, run_dir, train_or_reuse
 from gen_jax.evaluation.vector import VectorData
 from gen_jax.evaluation.views import model_views
 from gen_jax.likelihood.grid import evaluate_on_grid, grid_mass
 from gen_jax.likelihood.normalize import NormalizeConfig
+from gen_jax.metrics import mmd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,7 @@ class VectorEval:
     n_samples: int = 5000  # model samples (figures, MMD, Parzen)
     normalize: NormalizeConfig = NormalizeConfig()  # log Z of energy models
     estimators: tuple[str, ...] = ()  # extra estimator views (`gen_jax.evaluation.views`)
+    long_run_factor: int = 100  # short-run chains (CD): long-run chains are this many times longer
     seed: int = 0
 
 
@@ -70,15 +73,31 @@ def evaluate_fitted(run: Run, data: VectorData, ev: VectorEval) -> tuple[list[di
         else None
     )
     rows, arrays = [], {"samples": samples} if samples is not None else {}
+    chains = short_and_long_run(model, params, data, ev, jax.random.fold_in(key, 3))
     for i, (name, view) in enumerate(model_views(model, ev.estimators)):
         t1 = time.perf_counter()
         normalized_view, row = _evaluate(name, view, params, data, key, ev, i)
         row.update(_grid(normalized_view, params, data, key, _grid_n(model, name, ev.grid_n)))
-        row["eval_seconds"] = time.perf_counter() - t1 + (t1 - t0 if i == 0 else 0.0)
+        row.update(chains, eval_seconds=time.perf_counter() - t1 + (t1 - t0 if i == 0 else 0.0))
         if row["log_density"] is not None:
             arrays[f"log_density_{i}"] = row["log_density"]
         rows.append(row)
     return rows, arrays
+
+
+def short_and_long_run(model: Model, params, data: VectorData, ev: VectorEval, key) -> dict:
+    """For a model trained with short-run chains (`ShortRunSampler`, contrastive divergence): the MMD
+    to the test data of samples after as many Langevin steps as in training, and after
+    `long_run_factor` times more. Short-run samples can look right while the energy's own long-run
+    chains drift elsewhere (Nijkamp et al. 2019)."""
+    runner = model.get(ShortRunSampler)
+    if runner is None or data.context_test is not None:
+        return {}
+    n = min(ev.n_samples, len(data.test))
+    draw = jax.jit(runner.sample, static_argnums=(2, 3))
+    short = np.asarray(draw(params, key, n, runner.train_steps))
+    long = np.asarray(draw(params, key, n, runner.train_steps * ev.long_run_factor))
+    return {"mmd_short_run": mmd(short, data.test[:n]), "mmd_long_run": mmd(long, data.test[:n])}
 
 
 def _evaluate(name, view, params, data: VectorData, key, ev: VectorEval, i: int):

@@ -3,6 +3,7 @@ read off the rows they describe.
 
     text = dequantization_note(rows)   # one draw (a bound) against k importance-weighted draws, paired
     text = energy_note(row)            # an energy model's log Z: AIS ladder, importance sampling, bracket
+    lines = contrast_checks(rows, sandwich, "patches3x3")   # the contrast study's measured statements
 """
 
 from __future__ import annotations
@@ -91,3 +92,59 @@ def energy_note(row: dict) -> str:
             f"({-b:g}, {b:g}) and the bits/dim in **[{lo:.3f}, {hi:.3f}]** whatever the estimators missed."
         )
     return text + "\n"
+
+
+def contrast_checks(rows: list[dict], sandwich: list[dict], discrete: str) -> list[str]:
+    """Measured statements of the contrast a reader can verify from its table: AIS against the grid /
+    enumeration, the bidirectional sandwich, the learned (NCE) log Z against the grid or enumeration,
+    and per dataset the best unnormalized model against the NSF. `discrete`: the tiny world's name."""
+    lines = []
+    both = [r for r in rows if r.get("log_z_ais") is not None and r.get("log_z_grid") is not None]
+    for world, sel in (
+        ("2D energy models", [r for r in both if r["dataset"] != discrete]),
+        ("tiny world", [r for r in both if r["dataset"] == discrete]),
+    ):
+        if sel:
+            diffs = [abs(r["log_z_ais"] - r["log_z_grid"]) for r in sel]
+            ratios = ", ".join(f"{d / r['log_z_ais_se']:.2f}" for d, r in zip(diffs, sel, strict=True))
+            ref = "grid" if world.startswith("2D") else "enumeration"
+            lines.append(
+                f"AIS vs {ref} log Z, {world} ({len(sel)} models): max |diff| = {max(diffs):.4f} nats; "
+                f"|diff| / se: {ratios}"
+            )
+    for s in sandwich:
+        lo, hi, z = s["bound_forward"], s["bound_reverse"], s["log_z_enumerated"]
+        held = "holds" if lo <= z <= hi else "VIOLATED"
+        lines.append(
+            f"tiny world, {s['model']}: single-chain bounds {lo:.4f} ± {s['bound_forward_se']:.4f} <= "
+            f"enumerated {z:.4f} <= {hi:.4f} ± {s['bound_reverse_se']:.4f} ({held}); forward AIS "
+            f"{s['log_z_forward']:.4f}, reverse AIS {s['log_z_reverse']:.4f}"
+        )
+    return lines + learned_log_z_lines(rows) + best_unnormalized_lines(rows)
+
+
+def learned_log_z_lines(rows: list[dict]) -> list[str]:
+    """NCE's learned log Z (its self-normalization claim) against the grid / enumeration."""
+    sel = [r for r in rows if r.get("log_z_learned") is not None and r.get("log_z_grid") is not None]
+    if not sel:
+        return []
+    parts = ", ".join(f"{r['dataset']} {r['log_z_learned'] - r['log_z_grid']:+.3f}" for r in sel)
+    return [f"learned log Z - grid/enumerated log Z (NCE's self-normalization error, nats): {parts}"]
+
+
+def best_unnormalized_lines(rows: list[dict], reference: str = "nsf", goal: float = 0.05) -> list[str]:
+    """Per dataset, the best energy model's test NLL against the reference flow's."""
+    out = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        here = [r for r in rows if r["dataset"] == ds and r.get("test_nll") is not None]
+        ref = [r for r in here if r["model"] == reference]
+        ebms = [r for r in here if r.get("log_z_ais") is not None]
+        if ref and ebms:
+            best = min(ebms, key=lambda r: r["test_nll"])
+            gap = best["test_nll"] - ref[0]["test_nll"]
+            verdict = "within" if gap <= goal else "NOT within"
+            out.append(
+                f"{ds}: best unnormalized model {best['model']} {best['test_nll']:.4f} vs {reference} "
+                f"{ref[0]['test_nll']:.4f}: {gap:+.4f} nats ({verdict} {goal:g})"
+            )
+    return out

@@ -60,3 +60,19 @@ def machine_description() -> str:
         pass
     devices = f"{dev.platform}:{dev.device_kind} ({len(jax.devices())} device(s))"
     return f"{devices}; host {cpu}, {os.cpu_count()} cores"
+
+
+def row_summary(r: dict) -> str:
+    """One line per row of a vector study, as the run goes."""
+    parts = [f"{r['dataset']:>12s} {r['model']:>16s} {str(r['likelihood_kind']):>12s}"]
+    if r.get("test_nll") is not None:
+        parts.append(f"NLL {r['test_nll']:.4f} ± {r['test_nll_se']:.4f}")
+    if r.get("gap") is not None:
+        parts.append(f"gap {r['gap']:+.4f}")
+    if r.get("log_z_ais") is not None:
+        parts.append(f"logZ ais {r['log_z_ais']:.4f} ± {r['log_z_ais_se']:.4f}")
+        if r.get("log_z_grid") is not None:
+            parts.append(f"grid {r['log_z_grid']:.4f}")
+    if r.get("sample_mmd") is not None:
+        parts.append(f"mmd {r['sample_mmd']:.5f}")
+    return "  ".join(parts)

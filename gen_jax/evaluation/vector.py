@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.core import DataError
 from gen_jax.data.arrays import check_array, load_array
 from gen_jax.data.toy2d import TOY_DATASETS, get_toy
+from gen_jax.metrics import mmd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,3 +196,22 @@ def range_report(train: np.ndarray, test: np.ndarray, z: float = 6.0) -> dict:
             "about the fit"
         )
     return out
+
+
+def truth_row(data: VectorData, n: int, seed: int) -> dict:
+    """The true density as a row: its test NLL, and the MMD between two independent true samples."""
+    lp = np.asarray(data.true_log_prob(jnp.asarray(data.test)), np.float64)
+    fresh = np.asarray(get_toy(data.name).sample(jax.random.key(seed + 12345), n))
+    nll = float(-lp.mean())
+    return dict(
+        dataset=data.name,
+        model="truth",
+        objective=None,
+        likelihood_kind="exact",
+        test_nll=nll,
+        test_nll_se=float(lp.std(ddof=1) / math.sqrt(lp.size)),
+        true_entropy=data.true_entropy,
+        gap=nll - data.true_entropy,
+        sample_mmd=mmd(fresh, data.test[:n]),
+        train_seconds=None,
+    )

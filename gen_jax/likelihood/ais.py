@@ -165,11 +165,17 @@ def ais(
     transition = as_transition(transition)
     path = path or geometric_path(log_target, base, schedule(num_temps, schedule_kind))
     k_adapt, k_init, k_run = jax.random.split(key, 3)
-    steps = _step_sizes(path, k_adapt, transition, num_pilot, step_sizes)
-    x0 = jax.jit(path.base.sample, static_argnums=1)(k_init, num_chains)
+
+    @jax.jit
+    def prepare(k_adapt, k_init):  # step sizes (a pilot run unless given) and the starting chains
+        return _step_sizes(path, k_adapt, transition, num_pilot, step_sizes), path.base.sample(
+            k_init, num_chains
+        )
+
+    steps, x0 = prepare(k_adapt, k_init)
     progress = Progress(path.num_temps, "AIS", unit="temperature", enabled=show_progress, quiet_s=10.0)
     log_w, x, acc = anneal_in_segments(
-        path, x0, k_run, steps[1:], transition, steps_per_temp, progress=progress
+        path, x0, k_run, steps[1:], transition, steps_per_temp, _segments(path.num_temps), progress
     )
     progress.close()
     log_z, se, ess = log_mean_exp_se(log_w)
@@ -179,10 +185,19 @@ def ais(
 
 
 def _step_sizes(path, key, transition, num_pilot, given):
-    """The given step sizes, or those a jitted pilot run adapts per temperature."""
+    """The given step sizes, or those a pilot run adapts per temperature (traceable)."""
     if given is not None:
         return jnp.asarray(given, jnp.float32)
-    return jax.jit(lambda k: adapt_step_sizes(path, k, transition, num_pilot))(key)
+    return adapt_step_sizes(path, key, transition, num_pilot)
+
+
+def _segments(num_temps: int) -> int:
+    """How many jitted segments to run the temperatures in (progress between them): one for short
+    runs (compiling more programs would cost more than it shows), else the most, up to 10, that
+    divide the temperatures evenly (one segment length: one compiled program)."""
+    if num_temps < 500:
+        return 1
+    return max(s for s in range(1, 11) if num_temps % s == 0)
 
 
 def reverse_ais(
@@ -209,12 +224,19 @@ def reverse_ais(
     path = path or geometric_path(log_target, base, schedule(num_temps, schedule_kind))
     k_adapt, k_run = jax.random.split(key)
     x0 = jnp.asarray(target_samples, jnp.float32)
-    steps = _step_sizes(path, k_adapt, transition, num_pilot, step_sizes)
+    steps = jax.jit(lambda k: _step_sizes(path, k, transition, num_pilot, step_sizes))(k_adapt)
     progress = Progress(
         path.num_temps, "reverse AIS", unit="temperature", enabled=show_progress, quiet_s=10.0
     )
     log_w, x, acc = anneal_in_segments(
-        path.reversed(), x0, k_run, steps[::-1][1:], transition, steps_per_temp, progress=progress
+        path.reversed(),
+        x0,
+        k_run,
+        steps[::-1][1:],
+        transition,
+        steps_per_temp,
+        _segments(path.num_temps),
+        progress,
     )
     progress.close()
     neg_log_z, se, ess = log_mean_exp_se(log_w)

@@ -15,6 +15,8 @@ Dispatches only on the model's kind and capabilities, never on its family:
 - importance sampling (`is_samples` > 0): log Z = log E_r[p~(y) / r(y)] with r the model's own
   Gaussian (or the whitening Gaussian above, widened by base_scale): an estimator independent of
   AIS (no Markov chain), reported with its ESS, to hold AIS against;
+- a model that learned its own log Z (`LearnedLogZ`, noise-contrastive estimation) has it reported
+  as `log_z_learned` beside the estimates (a claim to check, never the normalizer);
 - 2D real models also get the grid (midpoint rule over the data box widened by `grid_widen` of its
   width on each side), and binary vectors of <= 20 bits the exact sum over every state; both are
   `log_z_grid`; a `BoundedCorrection` gives the certain bracket `log_z_bracket`.
@@ -41,6 +43,7 @@ from gen_jax.core.capabilities import (
     BoundedCorrection,
     ContinuousSpace,
     GaussianTerm,
+    LearnedLogZ,
     NoisePath,
     PartitionFunction,
 )
@@ -251,6 +254,9 @@ def estimate_log_z(
     bounded = model.get(BoundedCorrection)
     if bounded is not None:
         out["log_z_bracket"] = [-bounded.bound, bounded.bound]
+    learned = model.get(LearnedLogZ)
+    if learned is not None:  # the model's own claim (NCE), reported beside the estimates, never used
+        out["log_z_learned"] = float(learned.read(params))
     return out
 
 

@@ -17,6 +17,7 @@ All declare the `BinarySupport` capability: log Z of an unnormalized one is foun
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -24,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.core import Kind, Model, check_batch
-from gen_jax.core.capabilities import BinarySupport, PartitionFunction
+from gen_jax.core.capabilities import BinarySupport, LearnedLogZ, PartitionFunction
+from gen_jax.core.model import AuxState
 from gen_jax.likelihood.enumerate import all_binary_states
 from gen_jax.models.common import nll_loss
 from gen_jax.nn.made import MADE
@@ -152,55 +154,108 @@ def autoregressive_bernoulli(
     )
 
 
+BINARY_OBJECTIVES = ("exact_ml", "pseudo_likelihood", "nce", "cd")
+
+
+def _gibbs_sweep(neg_energy, params, x, key):
+    """One systematic sweep of single-site Gibbs updates over every bit of a batch x (n, d)."""
+
+    def one(i, x):
+        on, off = x.at[:, i].set(1.0), x.at[:, i].set(0.0)
+        p_on = jax.nn.sigmoid(neg_energy(params, on) - neg_energy(params, off))
+        bit = jax.random.bernoulli(jax.random.fold_in(key, i), p_on).astype(x.dtype)
+        return x.at[:, i].set(bit)
+
+    return jax.lax.fori_loop(0, x.shape[1], one, x)
+
+
+def _binary_ebm_loss(objective: str, neg_energy, states, flips, cd_sweeps: int, nce_ratio: int):
+    """The training objective of `binary_ebm` (see its docstring)."""
+
+    def loss(params, batch, key, *chains):
+        lp = neg_energy(params, batch)
+        if objective == "exact_ml":
+            nll = jnp.mean(jax.scipy.special.logsumexp(neg_energy(params, states)) - lp)
+            return nll, {"nll": nll}
+        if objective == "nce":  # noise: the data's independent Bernoulli model, nce_ratio per data point
+            logits = jax.lax.stop_gradient(params["nce_noise"])
+            shape = (batch.shape[0] * nce_ratio, batch.shape[1])
+            noise = jax.random.bernoulli(key, jax.nn.sigmoid(jnp.broadcast_to(logits, shape))).astype(
+                batch.dtype
+            )
+            log_noise = lambda x: _bernoulli_log_prob(logits, x) + math.log(nce_ratio)
+            g = lambda x: neg_energy(params, x) - params["log_z"] - log_noise(x)
+            value = jnp.mean(jax.nn.softplus(-g(batch))) + nce_ratio * jnp.mean(jax.nn.softplus(g(noise)))
+            return value, {"nce": value}
+        if objective == "cd":  # persistent chains (without them: CD-k from the batch), Gibbs sweeps
+            frozen = jax.lax.stop_gradient(params)
+            sweep = lambda i, x: _gibbs_sweep(neg_energy, frozen, x, jax.random.fold_in(key, i))
+            new = jax.lax.stop_gradient(
+                jax.lax.fori_loop(0, cd_sweeps, sweep, chains[0] if chains else batch)
+            )
+            value = jnp.mean(neg_energy(params, new)) - jnp.mean(lp)
+            return (value, ({"cd": value}, new)) if chains else (value, {"cd": value})
+        # pseudo-likelihood: log p(x_i | x_-i) = lp(x) - logaddexp(lp(x), lp(x with bit i flipped))
+        flipped = jnp.abs(batch[:, None, :] - flips[None])  # (n, d, d)
+        lp_flip = neg_energy(params, flipped.reshape(-1, batch.shape[1])).reshape(batch.shape)
+        npl = -jnp.mean(jnp.sum(lp[:, None] - jnp.logaddexp(lp[:, None], lp_flip), axis=1))
+        return npl, {"neg_pseudo_loglik": npl}
+
+    return loss
+
+
 def binary_ebm(
     num_bits: int,
     objective: str = "exact_ml",
     hidden: Sequence[int] = (64, 64),
     activation: str = "silu",
+    cd_chains: int = 256,
+    cd_sweeps: int = 1,
+    nce_ratio: int = 8,
     name: str | None = None,
 ) -> Model:
-    """p~(x) = exp(-E(x)), E an MLP of 2x - 1; trained by exact ML or pseudo-likelihood."""
-    if objective not in ("exact_ml", "pseudo_likelihood"):
-        raise ValueError(f"unknown objective {objective!r}; choose 'exact_ml' or 'pseudo_likelihood'")
+    """p~(x) = exp(-E(x)), E an MLP of 2x - 1. Objectives: "exact_ml" (log Z enumerated each step),
+    "pseudo_likelihood", "nce" (log Z learned against `nce_ratio` samples per data point of the data's
+    independent-Bernoulli model) and
+    "cd" (`cd_chains` persistent chains, `cd_sweeps` single-site Gibbs sweeps per step)."""
+    if objective not in BINARY_OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {BINARY_OBJECTIVES}")
     net = MLP(tuple(hidden), 1, activation_fn(activation))
     states = jnp.asarray(all_binary_states(num_bits))
     flips = jnp.eye(num_bits, dtype=jnp.float32)
 
     def neg_energy(params, x):  # log p~ of a batch (n, d) -> (n,)
-        return -net.apply({"params": params}, 2.0 * x - 1.0)[..., 0]
+        return -net.apply({"params": params["net"]}, 2.0 * x - 1.0)[..., 0]
 
     def init(key, x):
-        return net.init(key, jnp.zeros((1, num_bits)))["params"]
-
-    def log_prob(params, x, key=None):
-        return neg_energy(params, x)
-
-    def loss(params, batch, key):
-        lp = neg_energy(params, batch)
-        if objective == "exact_ml":
-            log_z = jax.scipy.special.logsumexp(neg_energy(params, states))
-            nll = jnp.mean(log_z - lp)
-            return nll, {"nll": nll}
-        # pseudo-likelihood: log p(x_i | x_-i) = lp(x) - logaddexp(lp(x), lp(x with bit i flipped))
-        flipped = jnp.abs(batch[:, None, :] - flips[None])  # (n, d, d)
-        lp_flip = neg_energy(params, flipped.reshape(-1, num_bits)).reshape(batch.shape[0], num_bits)
-        npl = -jnp.mean(jnp.sum(lp[:, None] - jnp.logaddexp(lp[:, None], lp_flip), axis=1))
-        return npl, {"neg_pseudo_loglik": npl}
+        params = {"net": net.init(key, jnp.zeros((1, num_bits)))["params"]}
+        if objective == "nce":
+            p = (np.asarray(x).sum(0) + 1.0) / (len(x) + 2.0)
+            params.update(nce_noise=jnp.asarray(np.log(p) - np.log1p(-p), jnp.float32), log_z=jnp.zeros(()))
+        return params
 
     def sample(params, key, n):
         return states[jax.random.categorical(key, neg_energy(params, states), shape=(n,))]
 
-    short = {"exact_ml": "ebm_exact_ml", "pseudo_likelihood": "ebm_pseudo_lik"}[objective]
+    def chains(key, params, x):
+        p = jnp.broadcast_to(jnp.mean(jnp.asarray(x, jnp.float32), 0), (cd_chains, num_bits))
+        return jax.random.bernoulli(key, p).astype(jnp.float32)
+
+    short = {"exact_ml": "ebm_exact_ml", "pseudo_likelihood": "ebm_pseudo_lik"}.get(
+        objective, f"ebm_bin_{objective}"
+    )
+    caps = (BinarySupport(),) + ((LearnedLogZ(lambda params: params["log_z"]),) if objective == "nce" else ())
     return Model(
         name or short,
         (num_bits,),
         Kind.UNNORMALIZED,
         init,
-        loss,
-        log_prob,
+        _binary_ebm_loss(objective, neg_energy, states, flips, cd_sweeps, nce_ratio),
+        lambda params, x, key=None: neg_energy(params, x),
         sample,
         info=_info(f"energy MLP {list(hidden)} {activation}", objective=objective),
-        capabilities=(BinarySupport(),),
+        capabilities=caps,
+        aux_state=AuxState(chains) if objective == "cd" else None,
         internals={"energy": lambda params, x: -neg_energy(params, x[None])[0]},
     )
 
@@ -215,10 +270,24 @@ def ebm_pseudo_lik(num_bits: int, **kwargs) -> Model:
     return binary_ebm(num_bits, **{"objective": "pseudo_likelihood", **kwargs})
 
 
-ebm_exact_ml.forwards_to = binary_ebm
-ebm_pseudo_lik.forwards_to = binary_ebm
-ebm_exact_ml.fixed_options = {"objective": "exact_ml"}
-ebm_pseudo_lik.fixed_options = {"objective": "pseudo_likelihood"}
+def ebm_bin_nce(num_bits: int, **kwargs) -> Model:
+    """Registry entry "ebm_bin_nce": binary EBM by noise-contrastive estimation (log Z learned)."""
+    return binary_ebm(num_bits, **{"objective": "nce", **kwargs})
+
+
+def ebm_bin_cd(num_bits: int, **kwargs) -> Model:
+    """Registry entry "ebm_bin_cd": binary EBM by contrastive divergence (persistent Gibbs chains)."""
+    return binary_ebm(num_bits, **{"objective": "cd", **kwargs})
+
+
+for _entry, _objective in (
+    (ebm_exact_ml, "exact_ml"),
+    (ebm_pseudo_lik, "pseudo_likelihood"),
+    (ebm_bin_nce, "nce"),
+    (ebm_bin_cd, "cd"),
+):
+    _entry.forwards_to = binary_ebm
+    _entry.fixed_options = {"objective": _objective}
 
 
 def bernoulli_mixture(num_bits: int, num_components: int = 50, name: str = "bernoulli_mixture") -> Model:

@@ -22,6 +22,14 @@ Objectives (`objective=`), each a pure loss on the model surface:
 - "ssm": sliced score matching, variance-reduced (Song et al. 2019), the score of the data itself;
 - "naive_mle": maximise the raw log p~ of the data: what "just maximise likelihood" becomes without
   the normalizer. It diverges (the contrast experiment shows it).
+- "nce": noise-contrastive estimation (Gutmann & Hyvarinen 2010): log Z is a parameter, learned by
+  classifying the data against `nce_ratio` times as many samples of a normalized noise model fitted
+  at init (`nce_noise`: the data's Gaussian, or a mixture fitted by EM; widened by `nce_noise_scale`);
+  the learned log Z is a claim to check (`LearnedLogZ`);
+- "cd": contrastive divergence with persistent short-run Langevin chains (MCMC maximum likelihood, Du &
+  Mordatch 2019; Nijkamp et al. 2019): the gradient of mean E(data) - mean E(chains), `cd_chains`
+  chains advanced `cd_steps` Langevin steps per optimizer step (a fraction `cd_reinit` restarted from
+  the data's Gaussian), with Du & Mordatch's penalty cd_reg (E(data)^2 + E(chains)^2).
 `output="sigmoid"` swaps the energy for softplus(f(x)), i.e. p~ = sigmoid(-f(x)) in (0, 1): the
 "sigmoid on the last layer" that is still not a distribution.
 
@@ -41,14 +49,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.core import Kind, Model, check_batch
-from gen_jax.core.capabilities import BoundedCorrection, ContinuousSpace, GaussianTerm, NoisePath
+from gen_jax.core.capabilities import (
+    BoundedCorrection,
+    ContinuousSpace,
+    GaussianTerm,
+    LearnedLogZ,
+    NoisePath,
+    ShortRunSampler,
+)
+from gen_jax.core.model import AuxState
 from gen_jax.data.transforms import LogitTransform
+from gen_jax.models.baselines import em_fit
 from gen_jax.nn.energy import EnergyConv, EnergyMLP, EnergyUNet
 from gen_jax.nn.mlp import activation as activation_fn
 from gen_jax.sampling.anneal import gaussian_base, smc_sample
 from gen_jax.sampling.mcmc import annealed_langevin
 
-OBJECTIVES = ("dsm", "dsm_ladder", "ssm", "naive_mle")
+OBJECTIVES = ("dsm", "dsm_ladder", "ssm", "naive_mle", "nce", "cd")
 CHOICES = {
     "objective": OBJECTIVES,
     "output": ("energy", "sigmoid"),
@@ -56,6 +73,7 @@ CHOICES = {
     "quadratic": ("isotropic", "gaussian"),
     "data": (None, "continuous", "8bit"),
     "energy_net": ("auto", "mlp", "conv", "unet"),
+    "nce_noise": ("gaussian", "gmm"),
 }
 
 
@@ -89,6 +107,15 @@ class EBMOptions:
     quadratic: str = "isotropic"
     correction_bound: float | None = None
     time_score_weight: float = 0.0
+    nce_ratio: int = 4
+    nce_noise: str = "gaussian"
+    nce_noise_components: int = 10
+    nce_noise_scale: float = 1.2
+    cd_chains: int = 512
+    cd_steps: int = 20
+    cd_step_size: float = 0.01
+    cd_reinit: float = 0.05
+    cd_reg: float = 0.1
 
     def __post_init__(self):
         for field, allowed in CHOICES.items():
@@ -98,6 +125,10 @@ class EBMOptions:
             raise ValueError(f"correction_bound must be > 0 (None: unbounded), got {self.correction_bound}")
         if self.correction_bound is not None and self.output != "energy":
             raise ValueError("correction_bound bounds the network term of output='energy'; drop it")
+        if self.nce_ratio < 1 or self.nce_noise_scale <= 0 or self.cd_steps < 1 or self.cd_chains < 1:
+            raise ValueError("need nce_ratio >= 1, nce_noise_scale > 0, cd_steps >= 1 and cd_chains >= 1")
+        if not (self.cd_step_size > 0 and 0 <= self.cd_reinit <= 1):
+            raise ValueError("need cd_step_size > 0 and cd_reinit in [0, 1]")
         needs_ladder = {
             "time_score_weight": bool(self.time_score_weight),
             "annealed Langevin sampling": self.sampler == "annealed_langevin",
@@ -291,8 +322,102 @@ def ssm_per_example(energy: Energy, params, y, key, projections: int):
     return jnp.mean(jax.vmap(slice_)(jax.random.normal(key, (projections, *y.shape))))
 
 
-def make_loss(opts: EBMOptions, energy: Energy, space: EnergySpace):
-    """(params, batch, key) -> (mean objective, metrics) for `opts.objective`."""
+def data_gaussian_draw(params, key, n: int, event_shape) -> jax.Array:
+    """n draws from the energy space's per-coordinate Gaussian of the example batch (init statistics)."""
+    stats = jax.lax.stop_gradient(params["stats"])
+    mean, scale = (jnp.broadcast_to(stats[k], event_shape)[None] for k in ("mean", "scale"))
+    return mean + scale * jax.random.normal(key, (n, *event_shape))
+
+
+def langevin_chains(energy: Energy, params, y0, key, num_steps: int, step_size: float) -> jax.Array:
+    """Unadjusted Langevin on exp(-E) in the energy's standardized coordinates, `num_steps` steps from
+    y0 (n, ...): y <- y - eps s^2 grad E(y) + sqrt(2 eps) s xi, s the init scale (no gradient flows)."""
+    params = jax.lax.stop_gradient(params)
+    scale = jnp.broadcast_to(params["stats"]["scale"], y0.shape[1:])[None]
+    grad = jax.vmap(jax.grad(lambda y: energy(params, y)))
+
+    def step(y, k):
+        noise = jax.random.normal(k, y.shape)
+        return y - step_size * scale**2 * grad(y) + jnp.sqrt(2.0 * step_size) * scale * noise, None
+
+    return jax.lax.scan(step, y0, jax.random.split(key, num_steps))[0]
+
+
+def fit_noise(opts: EBMOptions, y: jax.Array, key) -> dict:
+    """NCE's noise model from the example batch: its Gaussian (nce_noise="gaussian") or a mixture of
+    `nce_noise_components` full-covariance Gaussians fitted by EM ("gmm"), every covariance widened by
+    nce_noise_scale^2. {"log_w" (K,), "means" (K, D), "chol" (K, D, D), "inv_chol"}, flattened."""
+    flat = y.reshape(y.shape[0], -1).astype(jnp.float32)
+    d = flat.shape[1]
+    if opts.nce_noise == "gmm":
+        k = opts.nce_noise_components
+        log_w, means, chol = em_fit(flat, flat[jax.random.choice(key, flat.shape[0], (k,), replace=False)])
+    else:
+        g = _gaussian_moments(flat, d)
+        chol = jnp.linalg.cholesky((g["evecs"] * g["evals"][None]) @ g["evecs"].T + 1e-6 * jnp.eye(d))[None]
+        log_w, means = jnp.zeros((1,)), g["mean"][None]
+    chol = chol * opts.nce_noise_scale
+    return {"log_w": log_w, "means": means, "chol": chol, "inv_chol": jnp.linalg.inv(chol)}
+
+
+def noise_log_prob(g: dict, y: jax.Array) -> jax.Array:
+    """log q(y) of NCE's noise mixture (`fit_noise`) for a batch y (n, ...)."""
+    flat = y.reshape(y.shape[0], -1)
+    z = jnp.einsum("ked,nkd->nke", g["inv_chol"], flat[:, None, :] - g["means"][None])
+    log_det = jnp.sum(jnp.log(jnp.diagonal(g["chol"], axis1=-2, axis2=-1)), -1)
+    per = -0.5 * jnp.sum(z**2, -1) - log_det[None] - 0.5 * flat.shape[1] * jnp.log(2 * jnp.pi)
+    return jax.scipy.special.logsumexp(per + g["log_w"][None], axis=1)
+
+
+def noise_sample(g: dict, key, n: int, event_shape) -> jax.Array:
+    """n draws of NCE's noise mixture, shaped as examples."""
+    k_c, k_e = jax.random.split(key)
+    c = jax.random.categorical(k_c, g["log_w"], shape=(n,))
+    eps = jax.random.normal(k_e, (n, g["means"].shape[1]))
+    return (g["means"][c] + jnp.einsum("nde,ne->nd", g["chol"][c], eps)).reshape(n, *event_shape)
+
+
+def nce_per_example(opts: EBMOptions, energy: Energy, params, y, key):
+    """Noise-contrastive estimation: with G = -E - log Z - log q - log nu (nu = nce_ratio), the
+    classifier's loss softplus(-G(data)) + nu mean softplus(G(noise)) per data example."""
+    g, nu = jax.lax.stop_gradient(params["nce_noise"]), opts.nce_ratio
+    noise = noise_sample(g, key, y.shape[0] * nu, y.shape[1:])
+    logit = lambda v: -jax.vmap(lambda vi: energy(params, vi))(v) - params["log_z"] - noise_log_prob(g, v)
+    data_term = jax.nn.softplus(-(logit(y) - math.log(nu)))
+    noise_term = jax.nn.softplus(logit(noise) - math.log(nu)).reshape(y.shape[0], nu)
+    return data_term + jnp.sum(noise_term, axis=1)
+
+
+def make_cd_loss(opts: EBMOptions, energy: Energy, space: EnergySpace, event_shape):
+    """(params, batch, key, chains) -> (objective, (metrics, chains)): contrastive divergence with
+    persistent Langevin chains (see the module docstring); without `chains`, (objective, metrics) with
+    short-run chains from the data's Gaussian."""
+
+    def loss(params, batch, key, chains=None):
+        y = space.forward(batch, jax.random.fold_in(key, 2))[0]
+        k_fresh, k_restart, k_run = jax.random.split(jax.random.fold_in(key, 3), 3)
+        if chains is None:  # no persistent chains: short-run chains from the data's Gaussian
+            start = data_gaussian_draw(params, k_fresh, y.shape[0], event_shape)
+        else:  # a fraction restarted from the data's Gaussian
+            restart = jax.random.bernoulli(k_restart, opts.cd_reinit, (chains.shape[0],))
+            fresh = data_gaussian_draw(params, k_fresh, chains.shape[0], event_shape)
+            start = jnp.where(restart.reshape(-1, *([1] * len(event_shape))), fresh, chains)
+        new = langevin_chains(energy, params, start, k_run, opts.cd_steps, opts.cd_step_size)
+        e_data = jax.vmap(lambda yi: energy(params, yi))(y)
+        e_model = jax.vmap(lambda yi: energy(params, yi))(jax.lax.stop_gradient(new))
+        gap = jnp.mean(e_data) - jnp.mean(e_model)
+        value = gap + opts.cd_reg * (jnp.mean(e_data**2) + jnp.mean(e_model**2))
+        metrics = {"cd": value, "energy_gap": gap}
+        return (value, metrics) if chains is None else (value, (metrics, new))
+
+    return loss
+
+
+def make_loss(opts: EBMOptions, energy: Energy, space: EnergySpace, event_shape=None):
+    """(params, batch, key) -> (mean objective, metrics) for `opts.objective` (contrastive divergence:
+    `make_cd_loss`, which also carries the chains)."""
+    if opts.objective == "cd":
+        return make_cd_loss(opts, energy, space, event_shape)
     sigmas = opts.sigmas()
 
     def loss(params, batch, key):
@@ -304,6 +429,8 @@ def make_loss(opts: EBMOptions, energy: Energy, space: EnergySpace):
             per = jax.vmap(one)(y, keys, sig)
         elif opts.objective == "ssm":
             per = jax.vmap(lambda y, k: ssm_per_example(energy, params, y, k, opts.ssm_projections))(y, keys)
+        elif opts.objective == "nce":
+            per = nce_per_example(opts, energy, params, y, jax.random.fold_in(key, 4))
         else:  # naive_mle: -mean log p~ of the data, no normalizer
             per = jax.vmap(lambda y: energy(params, y))(y)
         value = jnp.mean(per)
@@ -328,6 +455,9 @@ def make_init(opts: EBMOptions, energy: Energy, space: EnergySpace, stat_axes, e
         params = {"net": energy.net.init(key, dummy, jnp.zeros((1,)), *extra)["params"], "stats": stats}
         if opts.quadratic == "gaussian":
             params["gaussian"] = _gaussian_moments(y, space.num_dims)
+        if opts.objective == "nce":  # the noise fitted to the example batch; log Z learned
+            params["nce_noise"] = fit_noise(opts, y, jax.random.fold_in(key, 8))
+            params["log_z"] = jnp.zeros((), jnp.float32)
         return params
 
     return init
@@ -362,7 +492,7 @@ def make_sampler(opts: EBMOptions, energy: Energy, space: EnergySpace, event_sha
     return sample
 
 
-def _capabilities(opts: EBMOptions, energy: Energy, space: EnergySpace) -> tuple:
+def _capabilities(opts: EBMOptions, energy: Energy, space: EnergySpace, event_shape=None) -> tuple:
     def log_density(params, y, sigma=None):  # vmapped over a batch of one, as log_prob computes it, so
         return -jax.vmap(lambda yi: energy(params, yi, sigma))(y[None])[0]  # both paths agree bitwise
 
@@ -373,7 +503,23 @@ def _capabilities(opts: EBMOptions, energy: Energy, space: EnergySpace) -> tuple
         caps.append(GaussianTerm(energy.moments))
         if opts.correction_bound is not None and opts.output == "energy":
             caps.append(BoundedCorrection(opts.correction_bound))
+    if opts.objective == "nce":
+        caps.append(LearnedLogZ(lambda params: params["log_z"]))
+    if opts.objective == "cd":
+
+        def short_run(params, key, n, num_steps):
+            y0 = data_gaussian_draw(params, jax.random.fold_in(key, 0), n, event_shape)
+            return space.inverse(langevin_chains(energy, params, y0, key, num_steps, opts.cd_step_size))
+
+        caps.append(ShortRunSampler(short_run, opts.cd_steps))
     return tuple(caps)
+
+
+def _chains(opts: EBMOptions, event_shape) -> AuxState | None:
+    """Contrastive divergence's persistent chains, started from the data's Gaussian."""
+    if opts.objective != "cd":
+        return None
+    return AuxState(lambda key, params, x: data_gaussian_draw(params, key, opts.cd_chains, event_shape))
 
 
 def _info(opts: EBMOptions, arch: str, energy: Energy, data: str) -> dict:
@@ -419,17 +565,24 @@ def ebm(event_shape: tuple[int, ...], name: str | None = None, **options) -> Mod
         y, log_det = space.forward(x, key)
         return log_det - jax.vmap(lambda yi: energy(params, yi))(y)
 
-    default_name = {"dsm": "ebm_dsm", "dsm_ladder": "ebm_dsm_ladder", "ssm": "ebm_ssm"}
+    default_name = {
+        "dsm": "ebm_dsm",
+        "dsm_ladder": "ebm_dsm_ladder",
+        "ssm": "ebm_ssm",
+        "nce": "ebm_nce",
+        "cd": "ebm_cd",
+    }
     return Model(
         name=name or default_name.get(opts.objective, "ebm"),
         event_shape=event_shape,
         kind=Kind.UNNORMALIZED,
         init=make_init(opts, energy, space, stat_axes, event_shape),
-        loss=make_loss(opts, energy, space),
+        loss=make_loss(opts, energy, space, event_shape),
         log_prob=log_prob,
         sample=make_sampler(opts, energy, space, event_shape),
         info=_info(opts, arch, energy, data),
-        capabilities=_capabilities(opts, energy, space),
+        capabilities=_capabilities(opts, energy, space, event_shape),
+        aux_state=_chains(opts, event_shape),
         internals={"energy": energy, "score": energy.score, "sigmas": sigmas, "network": net, "space": space},
     )
 
@@ -457,11 +610,23 @@ def ebm_naive_mle(event_shape, **kwargs) -> Model:
     return ebm(event_shape, **{"objective": "naive_mle", "name": "ebm_naive_mle", **kwargs})
 
 
+def ebm_nce(event_shape, **kwargs) -> Model:
+    """Registry entry "ebm_nce": noise-contrastive estimation, log Z learned as a parameter."""
+    return ebm(event_shape, **{"objective": "nce", **kwargs})
+
+
+def ebm_cd(event_shape, **kwargs) -> Model:
+    """Registry entry "ebm_cd": contrastive divergence with persistent short-run Langevin chains."""
+    return ebm(event_shape, **{"objective": "cd", **kwargs})
+
+
 for _entry, _objective in (
     (ebm_dsm, "dsm"),
     (ebm_dsm_ladder, "dsm_ladder"),
     (ebm_ssm, "ssm"),
     (ebm_naive_mle, "naive_mle"),
+    (ebm_nce, "nce"),
+    (ebm_cd, "cd"),
 ):
     _entry.options_type = EBMOptions
     _entry.fixed_options = {"objective": _objective}  # the entry's own: not an option of it

@@ -56,17 +56,31 @@ MODELS: dict[str, Entry] = {
     "ebm_dsm_ladder": Entry("ebm:ebm_dsm_ladder", doc="noise-conditional energy, DSM over a ladder"),
     "ebm_ssm": Entry("ebm:ebm_ssm", doc="energy model by sliced score matching"),
     "ebm_naive_mle": Entry("ebm:ebm_naive_mle", doc="raw log p~ maximised without a normalizer (diverges)"),
+    "ebm_nce": Entry("ebm:ebm_nce", doc="energy model by noise-contrastive estimation (log Z learned)"),
+    "ebm_cd": Entry("ebm:ebm_cd", doc="energy model by contrastive divergence (persistent Langevin chains)"),
     "freq_table": Entry("discrete:frequency_table", _BINARY, "binary vectors: counted table of states"),
     "bernoulli": Entry("discrete:bernoulli", _BINARY, "binary vectors: independent Bernoullis"),
     "ar_bernoulli": Entry("discrete:autoregressive_bernoulli", _BINARY, "binary vectors: MADE chain rule"),
     "ebm_exact_ml": Entry("discrete:ebm_exact_ml", _BINARY, "binary energy model by exact ML"),
     "ebm_pseudo_lik": Entry("discrete:ebm_pseudo_lik", _BINARY, "binary energy model by pseudo-likelihood"),
+    "ebm_bin_nce": Entry("discrete:ebm_bin_nce", _BINARY, "binary energy model by NCE (log Z learned)"),
+    "ebm_bin_cd": Entry("discrete:ebm_bin_cd", _BINARY, "binary energy model by persistent CD (Gibbs)"),
     "bernoulli_mixture": Entry("discrete:bernoulli_mixture", _BINARY, "binary: mixture of Bernoullis"),
     "linear_energy": Entry("discrete:linear_energy", _BINARY, "binary: linear score, closed-form log Z"),
     "rbm": Entry("rbm:rbm", _BINARY, "binary vectors: RBM by (persistent) contrastive divergence"),
 }
 # the vector models the `standardize` option applies to (continuous vectors, any family)
-VECTOR_FAMILIES = ("gan", "diffusion", "ebm", "ebm_dsm", "ebm_dsm_ladder", "ebm_ssm", "ebm_naive_mle")
+VECTOR_FAMILIES = (
+    "gan",
+    "diffusion",
+    "ebm",
+    "ebm_dsm",
+    "ebm_dsm_ladder",
+    "ebm_ssm",
+    "ebm_naive_mle",
+    "ebm_nce",
+    "ebm_cd",
+)
 # continuous vector models wrap their data in the standardizing affine map (`gen_jax.models.standardize`)
 DEFAULT_STANDARDIZE = "diagonal"
 

@@ -29,11 +29,13 @@ from gen_jax.core.capabilities import (
     ContinuousSpace,
     GaussianTerm,
     LatentVariable,
+    LearnedLogZ,
     ProbabilityFlow,
+    ShortRunSampler,
 )
+from gen_jax.core.model import AuxState
 
 STANDARDIZE_MODES = ("diagonal", "whiten", "none")
-FROZEN_KEYS = ("standardize", "context_standardize")  # parameter subtrees no optimizer updates
 
 
 def fit_affine(x, mode: str) -> dict:
@@ -131,6 +133,13 @@ def _wrap_capability(c):
             return inverse(stats(params), c.sample(params["model"], key, n, cfg))
 
         return ProbabilityFlow(log_prob_and_nfe, sample, c.config, c.process)
+    if isinstance(c, LearnedLogZ):  # log Z is the same in both spaces (log_prob carries the log-det)
+        return LearnedLogZ(lambda params: c.read(params["model"]))
+    if isinstance(c, ShortRunSampler):
+        return ShortRunSampler(
+            lambda params, key, n, steps: inverse(stats(params), c.sample(params["model"], key, n, steps)),
+            c.train_steps,
+        )
     return c  # NoisePath, BoundedCorrection, ...: statements about the inner space, unchanged
 
 
@@ -177,6 +186,14 @@ def standardized(model: Model, mode: str = "diagonal") -> Model:
         name: est.__class__(est.kind, _wrap_log_prob(est.log_prob, conditional), est.grid_n)
         for name, est in model.estimators.items()
     }
+    aux = model.aux_state
+    if aux is not None:  # state carried between steps (persistent chains) lives in the inner space
+
+        def aux_init(key, params, batch):
+            z, _ = forward(params["standardize"], jnp.asarray(split(batch)[0], jnp.float32))
+            return aux.init(key, params["model"], z)
+
+        aux = AuxState(aux_init)
     groups = model.update_groups
     if groups is not None:
         inner_labels = groups.labels
@@ -195,6 +212,7 @@ def standardized(model: Model, mode: str = "diagonal") -> Model:
         estimators=estimators,
         capabilities=tuple(_wrap_capability(c) for c in model.capabilities),
         update_groups=groups,
+        aux_state=aux,
         info={**model.info, "standardize": mode},
         internals={**model.internals, "inner": model},
     )

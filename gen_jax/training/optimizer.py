@@ -11,10 +11,8 @@ import jax.numpy as jnp
 import optax
 
 from gen_jax.core import UpdateGroups
+from gen_jax.core.model import FROZEN_KEYS
 from gen_jax.training.config import TrainConfig
-
-# parameter subtrees held fixed: statistics fitted at init (a model's standardization)
-FROZEN_KEYS = ("standardize", "context_standardize")
 
 
 def learning_rate(cfg: TrainConfig) -> optax.Schedule:
