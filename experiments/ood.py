@@ -28,25 +28,14 @@ from gen_jax.core import Kind
 from gen_jax.data.images import load_images
 from gen_jax.evaluation import ood
 from gen_jax.evaluation.cli import run_cli
-from gen_jax.evaluation.config import config_hash
 from gen_jax.evaluation.images import image_spec, load_image_splits, trained_image_model
+from gen_jax.evaluation.ood import SET_TITLES, ood_markdown
 from gen_jax.evaluation.runs import RunSpec, evaluation_cache, train_or_reuse
-from gen_jax.evaluation.tables import machine_description, write_results
+from gen_jax.evaluation.tables import write_results
 from gen_jax.plotting import score_histograms
 from gen_jax.training import Progress, TrainConfig
 
 KEYS = ("model", "score", "ood_set", "auroc", "auprc", "fpr95", "n_in", "n_out")
-SET_TITLES = {"mnist": "MNIST", "noise": "uniform noise", "constant": "constant", "vflip": "flipped FMNIST"}
-SCORE_NOTES = {
-    "log_p": "log p(x) of the view (exact, bound or estimate, as its kind says)",
-    "energy": "-E(x) of an energy model (log p + an unknown constant log Z: the same ranking)",
-    "typicality": "-|NLL(x) - mean NLL of training images| (Nalisnick et al. 2019)",
-    "typicality_batch": "the same for the mean NLL of a batch of M images; n_in, n_out count batches",
-    "complexity": "log2 p(x) + L(x), L the PNG length in bits (Serra et al. 2020; minus their S)",
-    "likelihood_ratio": "log p(x) - log p_background(x), the background trained on perturbed images "
-    "(Ren et al. 2019)",
-    "score_norm": "-||grad_x log p~(x)||, energy models only",
-}
 
 
 def load_sets(cfg: OODConfig, train_set, test_set) -> tuple[dict, str]:
@@ -181,57 +170,11 @@ def run(cfg: OODConfig, fresh: bool = False) -> list[dict]:
         for r in rows:
             if r["ood_set"] == set_names[0] and r["model"].split("/")[0] == name:
                 print(f"{r['model']:>20s} {r['score']:>20s}  AUROC {r['auroc']:.3f}", flush=True)
-    write_results(out, rows, KEYS, markdown(rows, cfg, note))
+    write_results(out, rows, KEYS, ood_markdown(rows, cfg, note))
     print(
         f"\nwrote {out / 'results.json'} ({len(rows)} rows)\n\n{(out / 'results.md').read_text()}", flush=True
     )
     return rows
-
-
-def markdown(rows: list[dict], cfg: OODConfig, note: str) -> str:
-    """One row per (view, score): AUROC, AUPRC, FPR95 on the first set and AUROC on the others; the
-    best first-set AUROC of each model in bold."""
-    set_names = list(dict.fromkeys(r["ood_set"] for r in rows))
-    first, others = set_names[0], set_names[1:]
-    table = {}
-    for r in rows:
-        table.setdefault((r["model"], r["score"]), {})[r["ood_set"]] = r
-    best = {}
-    for (model, _), by_set in table.items():
-        best[model.split("/")[0]] = max(best.get(model.split("/")[0], -1.0), by_set[first]["auroc"])
-    t = lambda s: SET_TITLES.get(s, s)
-    head = [
-        "model",
-        "score",
-        f"{t(first)} AUROC",
-        f"{t(first)} AUPRC",
-        f"{t(first)} FPR95",
-        *[f"{t(s)} AUROC" for s in others],
-        "n_in / n_out",
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for (model, score), by_set in table.items():
-        m = by_set[first]
-        a = f"{m['auroc']:.3f}"
-        a = f"**{a}**" if m["auroc"] >= best[model.split("/")[0]] - 1e-12 else a
-        cells = [model, score, a, f"{m['auprc']:.3f}", f"{m['fpr95']:.3f}"]
-        cells += [f"{by_set[s]['auroc']:.3f}" if s in by_set else "-" for s in others] + [
-            f"{m['n_in']} / {m['n_out']}"
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    described = [
-        f"`{s}`: {SCORE_NOTES.get('typicality_batch' if s.startswith('typicality_batch') else s, s)}"
-        for s in dict.fromkeys(r["score"] for r in rows)
-    ]
-    return (
-        "Models trained on Fashion-MNIST score Fashion-MNIST test (the positive class) against each "
-        "out-of-distribution set. Every score is oriented so that higher = more in-distribution: AUROC 0.5 "
-        "is chance, below 0.5 the score prefers the wrong images. FPR95: the fraction of OOD images accepted "
-        f"when 95% of the test images are. Bold: the best {t(first)} AUROC of each model.\n"
-        f"Machine: {machine_description()}.\nScores: {'; '.join(described)}. Typicality reference: {note}; "
-        f"batch M = {cfg.typicality_batch}; background perturbation rate {cfg.background_rate}; config "
-        f"{config_hash(cfg)}.\n\n" + "\n".join(lines) + "\n"
-    )
 
 
 SHORTHANDS = {

@@ -116,7 +116,74 @@ def ood_headline(root: Path) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+def _span(values: list[float], digits: int = 3) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f} to {hi:.{digits}f}"
+
+
+def toy2d_findings(root: Path) -> str | None:
+    """Per dataset, the model closest to the true entropy and the spread of the gaps."""
+    rows = [r for r in (_rows(root, "results/toy2d/results.json") or []) if r.get("gap") is not None]
+    if not rows:
+        return None
+    lines = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        sel = sorted((r for r in rows if r["dataset"] == ds), key=lambda r: r["gap"])
+        lines.append(
+            f"- {ds}: closest to the floor {sel[0]['model']} (gap {sel[0]['gap']:.3f}), farthest "
+            f"{sel[-1]['model']} ({sel[-1]['gap']:.3f})."
+        )
+    return "In this page's table (generated from results/toy2d/results.json):\n\n" + "\n".join(lines) + "\n"
+
+
+def ood_findings(root: Path) -> str | None:
+    """How many models' raw log p prefer MNIST, what the complexity score does, the flipped set."""
+    rows = _rows(root, "results/ood/results.json")
+    if not rows:
+        return None
+    raw = [r for r in rows if r["score"] in ("log_p", "energy") and r["ood_set"] == "mnist"]
+    comp = [r for r in rows if r["score"] == "complexity" and r["ood_set"] == "mnist"]
+    flip = [r["auroc"] for r in rows if r["ood_set"] == "flipped"]
+    lines = []
+    if raw:
+        below = sum(r["auroc"] < 0.5 for r in raw)
+        lines.append(
+            f"- Raw log p (or energy) against MNIST: AUROC {_span([r['auroc'] for r in raw])}; {below} of "
+            f"{len(raw)} views below one half (they prefer the digits)."
+        )
+    if comp:
+        lines.append(
+            f"- The complexity score against MNIST: AUROC {_span([r['auroc'] for r in comp])} over "
+            f"{len(comp)} views."
+        )
+    if flip:
+        near = sum(abs(a - 0.5) < 0.1 for a in flip)
+        lines.append(
+            f"- Flipped Fashion-MNIST: {near} of {len(flip)} scores within 0.1 of chance (AUROC "
+            f"{_span(flip)})."
+        )
+    return "In this page's table (generated from results/ood/results.json):\n\n" + "\n".join(lines) + "\n"
+
+
+def families_findings(root: Path) -> str | None:
+    """For each variant, the range of the default's speed-up over it across families."""
+    rows = _rows(root, "results/bench/families.json")
+    if not rows:
+        return None
+    lines = []
+    for variant in dict.fromkeys(r["variant"] for r in rows if r["variant"] != "default"):
+        sel = [r for r in rows if r["variant"] == variant and r.get("speedup")]
+        if sel:
+            slower = [r["family"] for r in sel if r["speedup"] < 1.0]
+            tail = f"; the variant was faster for {', '.join(slower)}" if slower else ""
+            lines.append(f"- `{variant}`: default {_span([r['speedup'] for r in sel], 2)}x faster{tail}.")
+    return "In this table (generated from results/bench/families.json):\n\n" + "\n".join(lines) + "\n"
+
+
 BLOCKS: dict[str, Callable[[Path], str | None]] = {
+    "toy2d-findings": toy2d_findings,
+    "ood-findings": ood_findings,
+    "families-findings": families_findings,
     "toy2d-headline": toy2d_headline,
     "toy2d-table": _file("results/toy2d/results.md"),
     "toy-full-table": _file("results/toy2d_full/results.md"),

@@ -52,6 +52,8 @@ from gen_jax.core import Kind, Model
 from gen_jax.data.arrays import DataError
 from gen_jax.data.idx import IDXError, read_idx
 from gen_jax.data.images import IMAGE_SHAPE, check_uint8_images
+from gen_jax.evaluation.config import config_hash
+from gen_jax.evaluation.tables import machine_description
 
 LN2 = math.log(2.0)
 
@@ -409,3 +411,70 @@ def metric_rows(view_name: str, by_set: dict, set_names) -> list[dict]:
                 )
             )
     return rows
+
+
+SET_TITLES = {"mnist": "MNIST", "noise": "uniform noise", "constant": "constant", "vflip": "flipped FMNIST"}
+SCORE_NOTES = {
+    "log_p": "log p(x) of the view (exact, bound or estimate, as its kind says)",
+    "energy": "-E(x) of an energy model (log p + an unknown constant log Z: the same ranking)",
+    "typicality": "-|NLL(x) - mean NLL of training images| (Nalisnick et al. 2019)",
+    "typicality_batch": "the same for the mean NLL of a batch of M images; n_in, n_out count batches",
+    "complexity": "log2 p(x) + L(x), L the PNG length in bits (Serra et al. 2020; minus their S)",
+    "likelihood_ratio": "log p(x) - log p_background(x), the background trained on perturbed images "
+    "(Ren et al. 2019)",
+    "score_norm": "-||grad_x log p~(x)||, energy models only",
+}
+
+
+MIN_BOLD_N = 50  # an AUROC from fewer images (or typicality batches) per side is never called best
+
+
+def ood_markdown(rows: list[dict], cfg, note: str) -> str:
+    """The OOD study's results.md: one row per (view, score): AUROC, AUPRC, FPR95 on the first set and
+    AUROC on the others; the best first-set AUROC of each model in bold (`MIN_BOLD_N`). `cfg`: the
+    study's config (typicality batch, background rate, its hash)."""
+    set_names = list(dict.fromkeys(r["ood_set"] for r in rows))
+    first, others = set_names[0], set_names[1:]
+    table = {}
+    for r in rows:
+        table.setdefault((r["model"], r["score"]), {})[r["ood_set"]] = r
+    best = {}  # bold only a score resting on at least MIN_BOLD_N images (or batches) on each side
+    for (model, _), by_set in table.items():
+        m = by_set[first]
+        if min(m["n_in"], m["n_out"]) >= MIN_BOLD_N:
+            best[model.split("/")[0]] = max(best.get(model.split("/")[0], -1.0), m["auroc"])
+    t = lambda s: SET_TITLES.get(s, s)
+    head = [
+        "model",
+        "score",
+        f"{t(first)} AUROC",
+        f"{t(first)} AUPRC",
+        f"{t(first)} FPR95",
+        *[f"{t(s)} AUROC" for s in others],
+        "n_in / n_out",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for (model, score), by_set in table.items():
+        m = by_set[first]
+        a = f"{m['auroc']:.3f}"
+        bold = min(m["n_in"], m["n_out"]) >= MIN_BOLD_N and m["auroc"] >= best[model.split("/")[0]] - 1e-12
+        a = f"**{a}**" if bold else a
+        cells = [model, score, a, f"{m['auprc']:.3f}", f"{m['fpr95']:.3f}"]
+        cells += [f"{by_set[s]['auroc']:.3f}" if s in by_set else "-" for s in others] + [
+            f"{m['n_in']} / {m['n_out']}"
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    described = [
+        f"`{s}`: {SCORE_NOTES.get('typicality_batch' if s.startswith('typicality_batch') else s, s)}"
+        for s in dict.fromkeys(r["score"] for r in rows)
+    ]
+    return (
+        "Models trained on Fashion-MNIST score Fashion-MNIST test (the positive class) against each "
+        "out-of-distribution set. Every score is oriented so that higher = more in-distribution: AUROC 0.5 "
+        "is chance, below 0.5 the score prefers the wrong images. FPR95: the fraction of OOD images accepted "
+        f"when 95% of the test images are. Bold: the best {t(first)} AUROC of each model among scores "
+        f"resting on at least {MIN_BOLD_N} images (or batches) on each side.\n"
+        f"Machine: {machine_description()}.\nScores: {'; '.join(described)}. Typicality reference: {note}; "
+        f"batch M = {cfg.typicality_batch}; background perturbation rate {cfg.background_rate}; config "
+        f"{config_hash(cfg)}.\n\n" + "\n".join(lines) + "\n"
+    )

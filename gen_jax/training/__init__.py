@@ -19,6 +19,7 @@ from gen_jax.training.loop import (
 from gen_jax.training.monitor import Monitor, Progress
 from gen_jax.training.optimizer import learning_rate, make_optimizer
 from gen_jax.training.placement import data_mesh, global_training_data, replicate
+from gen_jax.training.stream import Stream, shards_from_npy
 
 __all__ = [
     "CPU_COMPILER_OPTIONS",
@@ -27,6 +28,7 @@ __all__ = [
     "NonFiniteLossError",
     "Progress",
     "SMALL_STEP_FLOPS",
+    "Stream",
     "TrainConfig",
     "TrainResult",
     "TrainState",
@@ -42,6 +44,7 @@ __all__ = [
     "replicate",
     "restore_params",
     "sequential_batches",
+    "shards_from_npy",
     "step_flops",
     "train",
 ]

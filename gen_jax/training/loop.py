@@ -46,6 +46,7 @@ from gen_jax.training.placement import (
     num_examples,
     replicate,
 )
+from gen_jax.training.stream import Blocks, Stream
 
 Array = jax.Array
 
@@ -266,7 +267,7 @@ class _Dispatcher:
 
     def run(self, state, data, step: int, total: int):
         fn, n = (self.chunk, self.k) if step + self.k <= total else (self.last_chunk, self.remainder)
-        state, metrics = fn(state, data)
+        state, metrics = fn(state, data.block(step, n) if isinstance(data, Blocks) else data)
         if self.first_dispatch_seconds is None:
             jax.block_until_ready(metrics)
             self.first_dispatch_seconds = time.perf_counter() - self.t_call
@@ -308,7 +309,8 @@ def train(
     batch_fn: Callable[[Any, Array, Array], Any] | None = None,
     desc: str | None = None,
 ) -> TrainResult:
-    """Train `model` on `train_data` (an array of examples, or {"x": x, "context": c}) with `model.loss`.
+    """Train `model` on `train_data` (an array of examples, or {"x": x, "context": c}, or a
+    `gen_jax.training.stream.Stream` of batches for data larger than memory) with `model.loss`.
 
     Args:
       workdir: where metrics.jsonl, train_config.json, train.log, tensorboard/, curves.png and
@@ -325,7 +327,8 @@ def train(
     (docs/scaling.md); every host runs this same code with ITS OWN SHARD of the training examples
     as `train_data` and the same `eval_data`; process 0 writes the metrics and the progress.
     """
-    check_batch(_data_x(train_data), model.event_shape, "train_data")
+    stream = train_data if isinstance(train_data, Stream) else None
+    check_batch(_data_x(stream.example if stream else train_data), model.event_shape, "train_data")
     optimizer = make_optimizer(cfg, model.update_groups)
     mesh = data_mesh(cfg.num_devices)
     if cfg.batch_size % mesh.size:
@@ -334,15 +337,18 @@ def train(
             f"size that is a multiple of {mesh.size} (e.g. {mesh.size * -(-cfg.batch_size // mesh.size)}) "
             "or set num_devices"
         )
-    train_data = global_training_data(train_data, mesh)
+    train_data = global_training_data(stream.example if stream else train_data, mesh)
     primary = jax.process_index() == 0  # the one process that writes metrics, configs and progress
     init_key = jax.random.fold_in(jax.random.key(cfg.seed), 2**31 - 1)
     n_init = max(cfg.batch_size, min(num_examples(train_data), cfg.init_examples))
+    n_init = min(n_init, num_examples(train_data)) if stream else n_init  # a stream's example: all it has
     state = init_state(
         model, init_key, first_examples(train_data, n_init, mesh), optimizer, cfg.ema_decay is not None
     )
     workdir = Path(workdir) if workdir is not None else None
     ckpt, state, resumed_from, elapsed_before = _open_workdir(workdir, cfg, state, resume, primary)
+    if stream is not None:  # from here on the data are the stream's blocks, from the (resumed) step
+        train_data, batch_fn = Blocks(stream, int(state.step)), sequential_batches(cfg.batch_size)
     evaluate = _make_evaluator(model, eval_data, cfg, eval_fn, mesh)
     if mesh.size > 1:  # replicate the state (the data is placed by global_training_data)
         state = replicate(state, mesh)
