@@ -19,7 +19,7 @@ Variants (`VARIANTS`) each change one thing against `default` (the configuration
 XLA:CPU fusion emitters `gen_jax.training.compiler_options_for` does not pick for a step of this
 size), and one per builder option that the family's model takes (`gen_jax.model_options`):
 `lax_conv` (`conv_impl`, images only), `looped` (`unroll_layers`), `unscanned` (`scan_layers`: a
-flow's layers chained in Python, compile time growing with depth).
+flow's layers chained in Python, compile time growing with depth), `bf16` (`compute_dtype`).
 
 Medians of `--runs` runs. Writes results/bench/families.json and families.md.
 """
@@ -64,6 +64,7 @@ VARIANTS: dict[str, tuple[tuple | None, str]] = {
     "lax_conv": (("conv_impl", "lax"), "XLA's native convolution instead of the im2col form"),
     "looped": (("unroll_layers", 1), "a flow's layer scan as a loop instead of unrolled"),
     "unscanned": (("scan_layers", False), "flow layers chained in Python instead of lax.scan"),
+    "bf16": (("compute_dtype", "bfloat16"), "the networks in bfloat16 (a speed-up shows as a ratio below 1)"),
 }
 KEYS = tuple(
     "family model variant batch_size compile_s steps_per_sec examples_per_sec gflop_per_step gflops "

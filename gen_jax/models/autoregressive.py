@@ -42,6 +42,8 @@ from gen_jax.core.capabilities import BinarySupport
 from gen_jax.likelihood import discretized
 from gen_jax.models.common import nll_loss
 from gen_jax.nn.conv import Conv
+from gen_jax.nn.mlp import compute_dtype as dtype_of
+from gen_jax.nn.mlp import mixed_precision
 
 Array = jax.Array
 NUM_VALUES = 256
@@ -192,20 +194,20 @@ PIXEL_DISTRIBUTIONS = {
 }
 
 
-def raster_sampler(net: GatedPixelCNN, event_shape: tuple[int, ...], net_input):
+def raster_sampler(apply, event_shape: tuple[int, ...], net_input):
     """sample_rows(params, key, n, draw): pixel by pixel in raster order, the vertical stack once per row
     and the horizontal stack per pixel (the vertical stack never looks at the current row).
-    draw(key, params of one pixel (n, P)) -> values (n,) uint8."""
+    draw(key, params of one pixel (n, P)) -> values (n,) uint8. `apply`: the network's apply."""
     height, width = event_shape[:2]
 
     def sample_rows(params, key, n, draw):
         def row_step(r, canvas):
-            links = net.apply(params, net_input(canvas), method=GatedPixelCNN.vertical)
+            links = apply(params, net_input(canvas), method=GatedPixelCNN.vertical)
             links = [jax.lax.dynamic_slice_in_dim(link, r, 1, axis=1) for link in links]  # (n, 1, W, 2C)
             row_key = jax.random.fold_in(key, r)
 
             def pixel_step(c, row):
-                out = net.apply(params, net_input(row), links, method=GatedPixelCNN.horizontal)
+                out = apply(params, net_input(row), links, method=GatedPixelCNN.horizontal)
                 return row.at[:, 0, c, 0].set(draw(jax.random.fold_in(row_key, c), out[:, 0, c]))
 
             row = jax.lax.fori_loop(0, width, pixel_step, jnp.zeros((n, 1, width, 1), jnp.uint8))
@@ -229,6 +231,7 @@ def pixelcnn(
     output: str = "logistic_mixture",
     num_mixtures: int = 5,
     conv_impl: str = "auto",
+    compute_dtype: str = "float32",
     name: str = "pixelcnn",
 ) -> Model:
     """Gated PixelCNN over grey-scale images of shape (H, W, 1); exact log p in nats.
@@ -236,6 +239,7 @@ def pixelcnn(
     output: "logistic_mixture" (num_mixtures discretized logistics per pixel over 8-bit values),
     "categorical" (256-way), or "bernoulli" (binary images with values {0, 1}).
     conv_impl: convolution implementation ("auto": im2col on CPU, lax.conv elsewhere; gen_jax.nn.conv).
+    compute_dtype: "bfloat16" runs the network in bfloat16 (float32 parameters and pixel log-probs).
     """
     event_shape = tuple(event_shape)
     if len(event_shape) != 3 or event_shape[-1] != 1:
@@ -255,7 +259,8 @@ def pixelcnn(
         head_hidden=head_hidden,
         conv_impl=conv_impl,
     )
-    sample_rows = raster_sampler(net, event_shape, net_input)
+    apply = mixed_precision(net.apply, dtype_of(compute_dtype))
+    sample_rows = raster_sampler(apply, event_shape, net_input)
 
     def init(key, x):
         check_batch(x, event_shape)
@@ -263,7 +268,7 @@ def pixelcnn(
 
     def log_prob(params, x, key=None):
         check_batch(x, event_shape)
-        out = net.apply(params, net_input(x))
+        out = apply(params, net_input(x))
         return jnp.sum(pixel_log_prob(out, x[..., 0]), axis=(1, 2))
 
     def sample(params, key, n):

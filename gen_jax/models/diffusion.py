@@ -33,6 +33,8 @@ from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.likelihood import diffusion_bound as bound
 from gen_jax.likelihood.ode import ode_log_prob, standard_normal_log_prob
 from gen_jax.nn.mlp import activation as activation_fn
+from gen_jax.nn.mlp import compute_dtype as dtype_of
+from gen_jax.nn.mlp import mixed_precision
 from gen_jax.nn.time_mlp import TimeMLP
 from gen_jax.nn.unet import UNet
 from gen_jax.process import SCHEDULES, LearnedLogSNR, ODEConfig, VPProcess
@@ -62,6 +64,7 @@ class DiffusionOptions:
     unet_patch: int = 1
     unet_res_blocks: int = 1
     conv_impl: str = "auto"
+    compute_dtype: str = "float32"  # "bfloat16": the network in bfloat16 (float32 parameters and bounds)
     elbo_samples: int = 64
     sample_steps: int = 500
     sampler: str = "ancestral"
@@ -118,8 +121,10 @@ def _network(opts: DiffusionOptions, event_shape: tuple[int, ...], context_dim: 
         )
         extra = context_dim or 0
 
+        run = mixed_precision(net.apply, dtype_of(opts.compute_dtype))
+
         def apply(p, z, c, context=None):
-            return net.apply({"params": p}, z if context is None else jnp.concatenate([z, context]), c)
+            return run({"params": p}, z if context is None else jnp.concatenate([z, context]), c)
 
         init = lambda key: net.init(key, jnp.zeros((num_dims + extra,)), jnp.zeros(()))["params"]
         return init, apply, f"TimeMLP {opts.num_blocks} residual blocks x {opts.width} {opts.activation}"
@@ -140,7 +145,8 @@ def _network(opts: DiffusionOptions, event_shape: tuple[int, ...], context_dim: 
         conv_impl=opts.conv_impl,
     )
     init = lambda key: net.init(key, jnp.zeros((1, *event_shape)), jnp.zeros((1,)))["params"]
-    apply = lambda p, z, c, context=None: net.apply({"params": p}, z[None], c[None])[0]
+    run = mixed_precision(net.apply, dtype_of(opts.compute_dtype))
+    apply = lambda p, z, c, context=None: run({"params": p}, z[None], c[None])[0]
     patches = f", on {opts.unet_patch}x{opts.unet_patch} patches" if opts.unet_patch > 1 else ""
     return init, apply, f"UNet channels {list(opts.unet_channels)} x {opts.unet_res_blocks} blocks{patches}"
 

@@ -62,6 +62,8 @@ from gen_jax.data.transforms import LogitTransform
 from gen_jax.models.baselines import em_fit
 from gen_jax.nn.energy import EnergyConv, EnergyMLP, EnergyUNet
 from gen_jax.nn.mlp import activation as activation_fn
+from gen_jax.nn.mlp import compute_dtype as dtype_of
+from gen_jax.nn.mlp import mixed_precision
 from gen_jax.sampling.anneal import gaussian_base, smc_sample
 from gen_jax.sampling.mcmc import annealed_langevin
 
@@ -116,6 +118,7 @@ class EBMOptions:
     cd_step_size: float = 0.01
     cd_reinit: float = 0.05
     cd_reg: float = 0.1
+    compute_dtype: str = "float32"  # "bfloat16": the energy network in bfloat16 (energies in float32)
 
     def __post_init__(self):
         for field, allowed in CHOICES.items():
@@ -257,14 +260,13 @@ class Energy:
         return f + self._quadratic(params, y, z, sigma)
 
     def _network_term(self, params, z, sigma, scale):
+        apply = mixed_precision(self.net.apply, dtype_of(self.opts.compute_dtype))
         log_sigma = jnp.log(sigma)
         if isinstance(self.net, EnergyUNet):  # the level rescaled to [0, 1], sigma in standardized units
             lo, hi = math.log(self.sigma_min), math.log(self.sigma_max)
             level = (log_sigma - lo) / (hi - lo)
-            return self.net.apply(
-                {"params": params["net"]}, z[None], level[None], jnp.reshape(sigma / scale, (1,))
-            )[0]
-        return self.net.apply({"params": params["net"]}, z[None], log_sigma[None])[0]
+            return apply({"params": params["net"]}, z[None], level[None], jnp.reshape(sigma / scale, (1,)))[0]
+        return apply({"params": params["net"]}, z[None], log_sigma[None])[0]
 
     def _quadratic(self, params, y, z, sigma):
         if self.opts.quadratic == "isotropic":

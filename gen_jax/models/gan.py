@@ -43,8 +43,9 @@ import jax.numpy as jnp
 from gen_jax.core import Kind, Model, UpdateGroups
 from gen_jax.data.transforms import dequantize
 from gen_jax.nn.conv import Conv
-from gen_jax.nn.mlp import MLP
+from gen_jax.nn.mlp import MLP, mixed_precision
 from gen_jax.nn.mlp import activation as activation_fn
+from gen_jax.nn.mlp import compute_dtype as dtype_of
 
 PENALTIES = ("r1", "wgan-gp", "none")
 UPDATES = ("simultaneous", "alternating")
@@ -186,6 +187,12 @@ def to_pixels(y: jax.Array) -> jax.Array:
     return jnp.clip(jnp.floor(256.0 * y), 0, 255).astype(jnp.uint8)
 
 
+def players(gen_net, disc_net, compute_dtype: str):
+    """(generate(params, z), discriminate(params, x) -> logits), both computing in `compute_dtype`."""
+    run_gen, run_disc = (mixed_precision(n.apply, dtype_of(compute_dtype)) for n in (gen_net, disc_net))
+    return lambda pg, z: run_gen({"params": pg}, z), lambda pd, x: run_disc({"params": pd}, x)[..., 0]
+
+
 def gan_networks(event_shape, latent_dim, hidden, disc_hidden, activation: str, channels: int):
     """(generator, discriminator, latent size, architecture) for vectors (an MLP pair) or 28x28x1 images
     (a DCGAN-style pair generating dequantized pixels in [0, 1))."""
@@ -223,6 +230,7 @@ def gan(
     penalty_weight: float = 0.1,
     updates: str = "simultaneous",
     d_steps: int = 1,
+    compute_dtype: str = "float32",
     name: str = "gan",
 ) -> Model:
     """A GAN on the common Model surface (`Kind.NONE`: samples, no density).
@@ -236,6 +244,7 @@ def gan(
         leaky ReLU).
       channels: the image networks' base width. Image GANs train on dequantized pixels
         (x + u) / 256 (8-bit input) and sample 8-bit images, like the other image models.
+        compute_dtype: "bfloat16" runs both networks in bfloat16 (float32 parameters and losses).
       penalty / penalty_weight: "r1", "wgan-gp" or "none", and its weight (gamma or lambda).
       updates: "simultaneous" (both players every step) or "alternating" (`d_steps`
         discriminator steps, then one generator step, via `Model.update_groups`).
@@ -250,8 +259,7 @@ def gan(
         event_shape, latent_dim, hidden, disc_hidden, activation, channels
     )
     images = len(event_shape) == 3
-    generate = lambda pg, z: gen_net.apply({"params": pg}, z)
-    discriminate = lambda pd, x: disc_net.apply({"params": pd}, x)[..., 0]
+    generate, discriminate = players(gen_net, disc_net, compute_dtype)
 
     def init(key, x):
         kg, kd = jax.random.split(key)

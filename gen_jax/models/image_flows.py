@@ -63,6 +63,8 @@ from gen_jax.models.bijectors import (
 from gen_jax.models.common import nll_loss
 from gen_jax.models.flows import soft_clamp
 from gen_jax.nn.conv import Conv
+from gen_jax.nn.mlp import compute_dtype as dtype_of
+from gen_jax.nn.mlp import mixed_precision
 from gen_jax.nn.resnet import ResNetConditioner
 
 Array = jax.Array
@@ -93,12 +95,14 @@ def _affine(max_log_scale: float):
     return transformer
 
 
-def _coupling(net: nn.Module, p, channels: int, max_log_scale: float) -> distrax.SplitCoupling:
-    """Affine coupling on channels: the first C//2 condition the other C - C//2."""
+def _coupling(net: nn.Module, p, channels: int, max_log_scale: float, dtype=None) -> distrax.SplitCoupling:
+    """Affine coupling on channels: the first C//2 condition the other C - C//2 (the conditioner
+    computing in `dtype`, its output and the log-determinant in float32)."""
     keep = channels // 2
+    apply = mixed_precision(net.apply, dtype)
 
     def conditioner(x1: Array) -> Array:
-        return net.apply({"params": p}, x1).reshape(x1.shape[:-1] + (channels - keep, 2))
+        return apply({"params": p}, x1).reshape(x1.shape[:-1] + (channels - keep, 2))
 
     return distrax.SplitCoupling(
         split_index=keep, event_ndims=3, conditioner=conditioner, bijector=_affine(max_log_scale)
@@ -118,6 +122,7 @@ class GlowArch:
     max_log_scale: float
     unroll: bool
     logit: distrax.Bijector
+    dtype: object = None  # the conditioners' compute dtype (None: float32)
 
     @property
     def num_levels(self) -> int:
@@ -136,7 +141,7 @@ class GlowArch:
         )
         actnorm = ActNorm(p["actnorm"]["bias"], p["actnorm"]["log_scale"])
         return distrax.Chain(
-            [_coupling(self.nets[level], p["coupling"], c, self.max_log_scale), conv, actnorm]
+            [_coupling(self.nets[level], p["coupling"], c, self.max_log_scale, self.dtype), conv, actnorm]
         )
 
     def steps(self, level: int, lp) -> ScanChain:
@@ -187,7 +192,7 @@ class GlowArch:
             levels.append(lp)
         return {"levels": levels}
 
-    def describe(self, channels, num_blocks, block_kernel, conv_impl, alpha) -> str:
+    def describe(self, channels, num_blocks, block_kernel, conv_impl, alpha, dtype=None) -> str:
         """The architecture, for tables."""
         scales = " -> ".join(f"{h}x{w}x{c}" for h, w, c in self.shapes)
         prior = "learned" if self.learn_prior else "standard normal"
@@ -195,7 +200,7 @@ class GlowArch:
             f"Glow {self.num_levels} scales ({scales}) x {self.k_steps} steps (actnorm, 1x1 conv LU, affine "
             f"coupling), ResNet conditioner {channels} ch x {num_blocks} blocks "
             f"({block_kernel}x{block_kernel}), "
-            f"{prior} prior, logit alpha={alpha}"
+            f"{prior} prior, logit alpha={alpha}" + (f", conditioners in {dtype.__name__}" if dtype else "")
         )
 
     def info(self, net: dict, alpha: float) -> dict:
@@ -243,6 +248,7 @@ def glow_arch(
     num_blocks,
     block_kernel,
     conv_impl,
+    dtype=None,
 ) -> GlowArch:
     """The networks and constants of a Glow: one coupling conditioner and one prior convolution per
     scale, and a random rotation (LU form) per step drawn from `seed`."""
@@ -263,6 +269,7 @@ def glow_arch(
         max_log_scale=max_log_scale,
         unroll=unroll,
         logit=distrax.Block(LogitTransform(alpha), 3),
+        dtype=dtype,
     )
 
 
@@ -279,22 +286,22 @@ def glow(
     seed: int = 0,
     unroll_steps: bool = True,
     conv_impl: str = "auto",
+    compute_dtype: str = "float32",
     name: str = "glow",
 ) -> Model:
     """A multi-scale Glow for 8-bit images of shape (H, W, C), on the logit scale.
 
     Args:
-      num_levels: scales; each squeezes by 2 (28x28 allows 2).
-      steps_per_level: K flow steps (actnorm, 1x1 conv, affine coupling) per scale.
+      num_levels, steps_per_level: scales (each squeezes by 2; 28x28 allows 2), K flow steps per scale.
       channels, num_blocks, block_kernel: the coupling conditioner (`gen_jax.nn.resnet`).
       learn_prior: factored-out halves get a Gaussian conditioned on the kept half, and the last
         scale a learned per-channel mean and scale; False: plain N(0, I) everywhere.
-      alpha: the logit transform's squeeze (RealNVP: 0.05 on CIFAR-10, 1e-6 on MNIST).
+      alpha: the logit transform's squeeze (RealNVP: 0.05 on CIFAR-10, 1e-6 on MNIST). seed: draws
+        the fixed permutations and signs of the 1x1 convolutions.
       max_log_scale: coupling log-scales are soft-clamped to (-max_log_scale, max_log_scale).
-      seed: draws the fixed permutations and signs of the 1x1 convolutions.
-      unroll_steps: unroll the K steps of a scale (`ScanChain`): faster gradients on XLA:CPU, for a
-        longer compile (`make bench-families` measures it).
+      unroll_steps: unroll a scale's K steps (`ScanChain`): faster on XLA:CPU, longer compile.
       conv_impl: the conditioners' convolutions (`gen_jax.nn.conv`: "auto" is im2col on CPU).
+      compute_dtype: "bfloat16": the conditioners in bfloat16 (log-dets and likelihood in float32).
 
     `info["constants"]`: the 1x1 convolutions' fixed permutations and signs by path (`GlowArch.info`).
     """
@@ -307,6 +314,7 @@ def glow(
     shapes = _scale_shapes(event_shape, num_levels)
     num_dims = math.prod(event_shape)
     net = dict(channels=channels, num_blocks=num_blocks, block_kernel=block_kernel, conv_impl=conv_impl)
+    net.update(dtype=dtype_of(compute_dtype))
     arch = glow_arch(shapes, steps_per_level, learn_prior, alpha, max_log_scale, seed, unroll_steps, **net)
 
     def distribution(params) -> distrax.Distribution:

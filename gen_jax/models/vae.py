@@ -45,6 +45,8 @@ from gen_jax.likelihood import discretized
 from gen_jax.likelihood.importance import all_log_weights, log_mean_exp_chunked
 from gen_jax.nn.conv import Conv, depth_to_space
 from gen_jax.nn.mlp import activation as activation_fn
+from gen_jax.nn.mlp import compute_dtype as dtype_of
+from gen_jax.nn.mlp import mixed_precision
 
 Array = jax.Array
 Params = Any
@@ -320,6 +322,7 @@ def vae(
     num_samples: int = 1000,
     chunk_size: int = 100,
     conv_impl: str = "auto",
+    compute_dtype: str = "float32",
     name: str = "vae",
 ) -> Model:
     """A convolutional VAE on images (H, W, C) of 8-bit values (see the module docstring).
@@ -327,6 +330,8 @@ def vae(
     H and W must be divisible by 2 ** len(encoder_channels) and 2 ** len(decoder_channels);
     `dense_width`: the dense layer between the convolutions and the latent, on both sides.
     `num_samples`: k of the "iwae" and "prior" estimators (default 1000), run `chunk_size` at a time.
+    `compute_dtype`: "bfloat16" runs encoder and decoder in bfloat16 (float32 parameters, KL and
+    pixel likelihoods).
     """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {LIKELIHOODS}")
@@ -342,11 +347,13 @@ def vae(
     bernoulli = likelihood == "bernoulli"
     encoder_input = (lambda x: 2.0 * x - 1.0) if bernoulli else discretized.to_unit_scale
 
+    run_encoder, run_decoder = (mixed_precision(m.apply, dtype_of(compute_dtype)) for m in (encoder, decoder))
+
     def encode(params, x):
-        return encoder.apply({"params": params["encoder"]}, encoder_input(x))
+        return run_encoder({"params": params["encoder"]}, encoder_input(x))
 
     def decode(params, z):
-        out = decoder.apply({"params": params["decoder"]}, z)
+        out = run_decoder({"params": params["decoder"]}, z)
         return out.reshape(z.shape[0], height, width, channels, per_pixel)
 
     def init(key, x):

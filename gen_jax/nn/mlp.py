@@ -162,3 +162,21 @@ def compute_dtype(name: str | None) -> Any:
     if name == "bfloat16":
         return jnp.bfloat16
     raise ValueError(f"unknown compute dtype {name!r}; choose 'float32' or 'bfloat16'")
+
+
+def mixed_precision(apply_fn: Callable, dtype) -> Callable:
+    """`apply_fn(variables, *args, **kwargs)` computing in `dtype` (from `compute_dtype`): floating
+    parameters and inputs are cast to it on the way in and floating outputs back to float32 on the way
+    out, so the parameters (and their gradients, through the cast) and every likelihood term computed
+    from the outputs stay float32. dtype None: `apply_fn` unchanged."""
+    if dtype is None:
+        return apply_fn
+
+    def cast(tree, to):
+        floating = lambda a: hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating)
+        return jax.tree_util.tree_map(lambda a: a.astype(to) if floating(a) else a, tree)
+
+    def run(variables, *args, **kwargs):
+        return cast(apply_fn(cast(variables, dtype), *cast(args, dtype), **kwargs), jnp.float32)
+
+    return run
