@@ -112,9 +112,9 @@ CPU = ImagesConfig(
             "diffusion/ode_tol0.001_iw4": 100,
             "glow/iw64": 1000,
         },
-        eval_batch={
-            "vae/iwae": 10,
-            "vae/prior": 10,
+        eval_batch={  # the VAE's k = 1000 estimators: 25 images x 100 samples per decoder call
+            "vae/iwae": 25,
+            "vae/prior": 25,
             "diffusion": 100,
             "diffusion/ode": 50,
             "diffusion/ode_tol0.001_iw4": 25,
