@@ -2,6 +2,7 @@
 
     python -m experiments.bench_families                    # make bench-families
     python -m experiments.bench_families --families vae,glow --runs 1 --steps 40
+    python -m experiments.bench_families --preset smoke probe_n=512   # any field of configs/bench_families.py
 
 For each family (at the size its experiment trains: the bench flows, and the `cpu` preset of the
 image models) and each variant of the one training loop, a fresh subprocess reports:
@@ -21,19 +22,21 @@ size), and one per builder option that the family's model takes (`gen_jax.model_
 `lax_conv` (`conv_impl`, images only), `looped` (`unroll_layers`), `unscanned` (`scan_layers`: a
 flow's layers chained in Python, compile time growing with depth), `bf16` (`compute_dtype`).
 
-Medians of `--runs` runs. Writes results/bench/families.json and families.md.
+Medians of `runs` runs. Writes results/bench/families.json, families.md and families_config.yaml.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import statistics
-import sys
 from pathlib import Path
 
-from experiments.benchlib import device_name, matmul_gflops, run_child, train_images, train_step_flops
+from experiments import benchlib
+from experiments.configs.bench_families import PRESETS, BenchFamiliesConfig
+from gen_jax.evaluation.cli import run_cli
+
+MODULE = "experiments.bench_families"
+MEDIANS = ("compile_s", "steps_per_sec", "examples_per_sec", "gflops")  # over runs; the rest: the first's
 
 # family -> (model name, event shape, builder kwargs, batch size); image kwargs = the cpu preset's
 FAMILIES: dict[str, tuple[str, tuple[int, ...], dict, int]] = {
@@ -108,7 +111,11 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
     setting = VARIANTS.get(variant, (None, ""))[0]
     model = make_model(name, shape, **(dict(kwargs, **{setting[0]: setting[1]}) if setting else kwargs))
     vectors = len(shape) == 1
-    data = load_vector_data("moons", 20_000, 1000, seed=0).train if vectors else train_images(5000, shape)
+    data = (
+        load_vector_data("moons", 20_000, 1000, seed=0).train
+        if vectors
+        else benchlib.train_images(5000, shape)
+    )
     # steps per dispatch as the experiments run them (vectors: 100; images: 10 is plenty, each step
     # is long); vector models are timed over 10x the steps, their steps are short
     k = 1 if variant == "dispatch1" else (100 if vectors else 10)
@@ -126,7 +133,7 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
     )
     # XLA's cost analysis of one optimizer step (the same step the loop scans), before training:
     # it decides the CPU compile options as the training loop does (`compiler_options_for`)
-    flops = train_step_flops(model, cfg, data)
+    flops = benchlib.train_step_flops(model, cfg, data)
     default = compiler_options_for(cfg, flops)
     if variant == "other_emitters":  # the emitters the default does not pick for this step size
         cfg = dataclasses.replace(cfg, cpu_compiler_options={} if default else CPU_COMPILER_OPTIONS)
@@ -143,53 +150,44 @@ def run_once(family: str, variant: str, steps: int, seed: int = 0) -> dict:
         gflop_per_step=flops / 1e9,
         gflops=flops / 1e9 * res.steps_per_sec,
         emitters="llvm" if options.get("xla_cpu_use_fusion_emitters") is False else "mlir",
-        device=device_name(),
+        device=benchlib.device_name(),
     )
 
 
-def _measure(family: str, variant: str, a) -> dict:
-    """Medians of `a.runs` fresh processes measuring one family under one variant."""
-    cmd = [sys.executable, "-m", "experiments.bench_families", "--child", family, variant, "--steps"]
-    runs = [run_child(cmd + [str(a.steps)], f"{family}/{variant}") for _ in range(a.runs)]
-    row = dict(runs[0])
-    for key in ("compile_s", "steps_per_sec", "examples_per_sec", "gflops"):
-        row[key] = statistics.median(r[key] for r in runs)
-    return row
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--steps", type=int, default=60, help="steady-state steps timed (vectors: 10x)")
-    p.add_argument("--families", help="comma-separated family labels or model names (default: all)")
-    p.add_argument("--probe-n", type=int, default=2048, help="the matmul probe's size (n x n, float32)")
-    p.add_argument("--out", default="results/bench")
-    p.add_argument("--child", nargs=2, metavar=("FAMILY", "VARIANT"), help=argparse.SUPPRESS)
-    p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    if a.child or a.probe:
-        row = matmul_gflops(a.probe_n) if a.probe else run_once(a.child[0], a.child[1], a.steps)
-        print("BENCH " + json.dumps(row), flush=True)
-        return
+def run(cfg: BenchFamiliesConfig, fresh: bool = False) -> list[dict]:
+    """The matmul probe, then every variant of each chosen family, each measured in `cfg.runs` fresh
+    processes (medians); writes families.json, .md and _config.yaml. `fresh`: nothing is reused."""
     specs = _specs()
-    chosen = list(specs)
-    if a.families:
-        want = set(a.families.split(","))
-        chosen = [f for f in specs if f in want or specs[f][0] in want]
-    cmd = [sys.executable, "-m", "experiments.bench_families", "--probe", "--probe-n", str(a.probe_n)]
-    probe = statistics.median(run_child(cmd, "the matmul probe")["gflops"] for _ in range(a.runs))
-    print(f"matmul probe ({a.probe_n} x {a.probe_n} float32): {probe:.1f} GFLOP/s", flush=True)
+    valid = [*specs, *dict.fromkeys(s[0] for s in specs.values())]
+    benchlib.check_choices("families", cfg.families, valid, allow_empty=True)
+    chosen = [f for f in specs if not cfg.families or f in cfg.families or specs[f][0] in cfg.families]
+    cmd = benchlib.child_command(MODULE, "matmul_gflops", n=cfg.probe_n)
+    probe = statistics.median(benchlib.run_child(cmd, "the matmul probe")["gflops"] for _ in range(cfg.runs))
+    print(f"matmul probe ({cfg.probe_n} x {cfg.probe_n} float32): {probe:.1f} GFLOP/s", flush=True)
     rows = []
     for family in chosen:
         for variant in variants(family):
-            rows.append(row := _measure(family, variant, a))
+            cmd = benchlib.child_command(MODULE, "run_once", family=family, variant=variant, steps=cfg.steps)
+            runs = [benchlib.run_child(cmd, f"{family}/{variant}") for _ in range(cfg.runs)]
+            rows.append(row := dict(runs[0], **{k: statistics.median(r[k] for r in runs) for k in MEDIANS}))
             print(
                 f"{family:26s} {variant:10s} compile {row['compile_s']:6.1f}s  "
                 f"{row['steps_per_sec']:8.1f} steps/s  {row['examples_per_sec']:9.0f} ex/s  "
                 f"{row['gflops']:6.1f} GFLOP/s",
                 flush=True,
             )
-    write(Path(a.out), rows, a.runs, a.steps, probe=probe, probe_n=a.probe_n)
+    write(Path(cfg.out), rows, cfg.runs, cfg.steps, probe=probe, probe_n=cfg.probe_n)
+    benchlib.save_config(cfg.out, "families", cfg)
+    return rows
+
+
+SHORTHANDS = benchlib.shorthands("runs steps probe_n out", "families")  # the earlier flags, config keys now
+
+
+def main(argv=None) -> None:
+    """The command line (see the module docstring); `--child` is one measurement (`child_command`)."""
+    if not benchlib.answer_child(argv, {"run_once": run_once, "matmul_gflops": benchlib.matmul_gflops}):
+        run_cli("bench_families", PRESETS, run, argv, shorthands=SHORTHANDS, doc=__doc__)
 
 
 COLUMNS = [

@@ -2,6 +2,10 @@
 
     python -m experiments.bench_flows                 # make bench-flows
     python -m experiments.bench_flows --runs 1 --steps 300 --out /tmp/bench
+    python -m experiments.bench_flows --preset smoke models=[nsf] --show   # any config field; the config
+
+Presets and fields: experiments/configs/bench_flows.py; the earlier flags are shorthands of fields
+(`SHORTHANDS`).
 
 The work: (a) RealNVP, 8 affine coupling layers alternating which coordinate is transformed,
 conditioner MLP 2 x 64 ReLU; (b) NSF, 4 rational-quadratic spline coupling layers, 8 bins,
@@ -12,93 +16,82 @@ Each run is a fresh subprocess (clean compile caches and peak memory). Reported 
 (model, dataset), medians over runs: `steps_per_sec` (steady state, after the first
 dispatch), `first_step_seconds` (start of training to the end of the first optimizer step:
 compilation plus one step), `total_seconds` (the whole training call), `test_nll` and `gap`
-(nats), `peak_rss_mb` (the process's peak resident memory). Writes results/bench/flows.json
-and flows.md.
+(nats), `peak_rss_mb` (the process's peak resident memory). Writes results/bench/flows.json,
+flows.md and flows_config.yaml (the resolved config).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-from experiments.benchlib import BENCH, DATASETS, KEYS, run_once
+from experiments.benchlib import (
+    BENCH,
+    KEYS,
+    answer_child,
+    check_choices,
+    child_command,
+    run_child,
+    run_once,
+    save_config,
+    shorthands,
+)
+from experiments.configs.bench_flows import PRESETS, BenchFlowsConfig
+from gen_jax.evaluation.cli import run_cli
+
+METRICS = ("steps_per_sec", "first_step_seconds", "total_seconds", "test_nll", "gap", "peak_rss_mb")
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--steps-per-dispatch", type=int, default=100)
-    p.add_argument(
-        "--compute-dtype", default="float32", help="float32 (the benchmark) or bfloat16 (mixed precision)"
-    )
-    p.add_argument("--models", default=",".join(BENCH))
-    p.add_argument("--datasets", default=",".join(DATASETS))
-    p.add_argument("--out", default="results/bench")
-    p.add_argument("--child", nargs=3, metavar=("MODEL", "DATASET", "SEED"), help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    if a.child:
-        model, dataset, seed = a.child
-        print(
-            "BENCH "
-            + json.dumps(run_once(model, dataset, a.steps, int(seed), a.steps_per_dispatch, a.compute_dtype)),
-            flush=True,
-        )
-        return
+def run(cfg: BenchFlowsConfig, fresh: bool = False) -> list[dict]:
+    """Measure every (model, dataset) `cfg.runs` times, each a fresh process; write flows.json and
+    flows.md (and flows_config.yaml). `fresh` changes nothing: nothing is reused."""
+    from gen_jax.data.toy2d import TOY_DATASETS
 
+    check_choices("models", cfg.models, tuple(BENCH))
+    check_choices("datasets", cfg.datasets, tuple(TOY_DATASETS))
+    check_choices("compute_dtype", [cfg.compute_dtype], ("float32", "bfloat16"))
     rows = []
-    for model in a.models.split(","):
-        for dataset in a.datasets.split(","):
+    for model in cfg.models:
+        for dataset in cfg.datasets:
             runs = []
-            for seed in range(a.runs):
-                cmd = [
-                    sys.executable,
-                    "-m",
+            for seed in range(cfg.runs):
+                cmd = child_command(
                     "experiments.bench_flows",
-                    "--child",
-                    model,
-                    dataset,
-                    str(seed),
-                    "--steps",
-                    str(a.steps),
-                    "--steps-per-dispatch",
-                    str(a.steps_per_dispatch),
-                    "--compute-dtype",
-                    a.compute_dtype,
-                ]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH ")), None)
-                if out.returncode != 0 or line is None:
-                    raise RuntimeError(
-                        f"benchmark run {model}/{dataset}/{seed} failed:\n{out.stderr[-3000:]}"
-                    )
-                runs.append(json.loads(line[len("BENCH ") :]))
-                r = runs[-1]
+                    "run_once",
+                    model_name=model,
+                    dataset=dataset,
+                    steps=cfg.steps,
+                    seed=seed,
+                    steps_per_dispatch=cfg.steps_per_dispatch,
+                    compute_dtype=cfg.compute_dtype,
+                )
+                runs.append(r := run_child(cmd, f"benchmark run {model}/{dataset}/{seed}"))
                 print(
                     f"{model:8s} {dataset:12s} run {seed}: {r['steps_per_sec']:.0f} steps/s, "
                     f"first step {r['first_step_seconds']:.2f}s, gap {r['gap']:.4f}",
                     flush=True,
                 )
             row = {k: runs[0][k] for k in ("model", "dataset", "device")}
-            for k in (
-                "steps_per_sec",
-                "first_step_seconds",
-                "total_seconds",
-                "test_nll",
-                "gap",
-                "peak_rss_mb",
-            ):
-                row[k] = statistics.median(r[k] for r in runs)
+            row.update({k: statistics.median(r[k] for r in runs) for k in METRICS})
             row["runs"] = runs
             rows.append(row)
-    write(Path(a.out), rows, a)
+    write(Path(cfg.out), rows, cfg)
+    save_config(cfg.out, "flows", cfg)
+    return rows
 
 
-def write(out: Path, rows: list[dict], a) -> None:
+# the earlier command line's flags, each a config key now
+SHORTHANDS = shorthands("runs steps steps_per_dispatch compute_dtype out", "models datasets")
+
+
+def main(argv=None) -> None:
+    """The command line (see the module docstring); `--child` is one measurement (`child_command`)."""
+    if not answer_child(argv, {"run_once": run_once}):
+        run_cli("bench_flows", PRESETS, run, argv, shorthands=SHORTHANDS, doc=__doc__)
+
+
+def write(out: Path, rows: list[dict], a: BenchFlowsConfig) -> None:
+    """flows.json and flows.md: the medians per (model, dataset), under a line saying the work."""
     from gen_jax.evaluation.tables import machine_description, markdown_table, write_results
 
     cols = [

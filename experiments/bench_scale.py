@@ -2,36 +2,45 @@
 devices (`make bench-scale`).
 
     python -m experiments.bench_scale                              # make bench-scale
-    python -m experiments.bench_scale --devices 1,2 --models nsf,vae --dispatches 1   # a smoke run
+    python -m experiments.bench_scale --devices 1,2 --models nsf,vae --dispatches 1   # --preset smoke
+    python -m experiments.bench_scale devices=[1,4] no_real=true     # any field of configs/bench_scale.py
 
 Workloads: the NSF of `make bench-flows` (4 spline couplings, 8 bins, MLP 2x64) on moons at batch 512,
-and glow, pixelcnn, vae, diffusion and the energy model with their `cpu` preset kwargs
-(experiments/configs/images.py)
-at batch 64 on random 28x28x1 uint8 images (the speed of a step does not depend on the pixels).
+and glow, pixelcnn, vae, diffusion and the energy model with their `cpu` preset kwargs (experiments/
+configs/images.py) at batch 64 on random 28x28x1 uint8 images (a step's speed does not depend on pixels).
 `gen_jax.training.train` shards each batch over `TrainConfig.num_devices` devices along a "data" mesh
 axis (parameters replicated, gradients all-reduced by XLA).
 
 Devices: N simulated CPU devices (a fresh process with
-XLA_FLAGS=--xla_force_host_platform_device_count=N, JAX_PLATFORMS=cpu) for each N in `--devices`,
+XLA_FLAGS=--xla_force_host_platform_device_count=N, JAX_PLATFORMS=cpu) for each N in `devices`,
 and the real devices a plain process sees (`jax.devices()`). On a CPU-only host the real device is
 the one CPU, the N=1 row. Simulated devices share the same cores, so their rows show that the code
 runs sharded and what sharding costs, not a speed-up. On a GPU host the real-device rows also run
-the image models at batch 64, 256 and 1024 (`--real-batches`).
+the image models at batch 64, 256 and 1024 (`real_batches`).
 
 Each (model, batch, devices) is a fresh process: `steps_per_dispatch` steps per jitted dispatch,
-`--dispatches` timed dispatches after the first (which compiles). Writes results/bench/scale.json
-and scale.md.
+`dispatches` timed dispatches after the first (which compiles). Writes results/bench/scale.json,
+scale.md and scale_config.yaml.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
-from experiments.benchlib import BENCH, device_name, run_child
+from experiments.benchlib import (
+    BENCH,
+    answer_child,
+    check_choices,
+    child_command,
+    device_name,
+    run_child,
+    save_config,
+    shorthands,
+)
+from experiments.configs.bench_scale import PRESETS, BenchScaleConfig
+from gen_jax.evaluation.cli import run_cli
 
 IMAGE_MODELS = ("glow", "pixelcnn", "vae", "diffusion", "ebm_dsm_ladder")
 MODELS = ("nsf",) + IMAGE_MODELS
@@ -112,64 +121,43 @@ def _env(simulated: int | None) -> dict:
     return env
 
 
-def _launch(args: list[str], env: dict, what: str) -> dict:
+def _launch(function: str, env: dict, what: str, **kwargs) -> dict:
     """One measurement (or the device probe) in a fresh process under `env`."""
-    return run_child([sys.executable, "-m", "experiments.bench_scale", *args], what, "SCALE", env)
+    return run_child(child_command("experiments.bench_scale", function, **kwargs), what, "SCALE", env)
 
 
 def probe() -> dict:
+    """The devices a plain process sees: platform, kind and count."""
     import jax
 
     devs = jax.devices()
     return dict(platform=devs[0].platform, kind=devs[0].device_kind, count=len(devs))
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--devices", default="1,2,4,8", help="simulated CPU device counts")
-    p.add_argument("--batch", type=int, default=64, help="the image models' batch (NSF: 512)")
-    p.add_argument("--real-batches", default="64,256,1024", help="image batches on real accelerators")
-    p.add_argument("--dispatches", type=int, default=3, help="timed dispatches after the first")
-    p.add_argument("--image-steps-per-dispatch", type=int, default=5)
-    p.add_argument("--no-real", action="store_true", help="only the simulated devices")
-    p.add_argument("--out", default="results/bench")
-    p.add_argument("--child", nargs=4, metavar=("MODEL", "BATCH", "DEVICES", "K"), help=argparse.SUPPRESS)
-    p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    if a.probe:
-        print("SCALE " + json.dumps(probe()), flush=True)
-        return
-    if a.child:
-        model, batch, devices, k = a.child
-        n = None if devices == "all" else int(devices)
-        print("SCALE " + json.dumps(run_once(model, int(batch), n, int(k), a.dispatches)), flush=True)
-        return
-
-    models = a.models.split(",")
-    real = _launch(["--probe"], _env(None), "probing the devices")
-    plan = []  # (model, batch, devices, simulated)
-    for n in map(int, a.devices.split(",")):
-        if n == 1 and real["platform"] == "cpu" and real["count"] == 1 and not a.no_real:
+def plan(cfg: BenchScaleConfig, real: dict) -> list[tuple[str, int, int, bool]]:
+    """(model, batch, devices, simulated) of every measurement, in the table's order."""
+    out = []
+    for n in cfg.devices:
+        if n == 1 and real["platform"] == "cpu" and real["count"] == 1 and not cfg.no_real:
             continue  # the real run below is this one
-        plan += [(m, VECTOR_WORK[m][0] if m in VECTOR_WORK else a.batch, n, True) for m in models]
-    batches = a.real_batches.split(",") if real["platform"] != "cpu" else [str(a.batch)]
-    for m in models if not a.no_real else ():
-        for b in [VECTOR_WORK[m][0]] if m in VECTOR_WORK else sorted(set(map(int, batches))):
-            plan.append((m, b, real["count"], False))
+        out += [(m, VECTOR_WORK[m][0] if m in VECTOR_WORK else cfg.batch, n, True) for m in cfg.models]
+    batches = cfg.real_batches if real["platform"] != "cpu" else (cfg.batch,)
+    for m in cfg.models if not cfg.no_real else ():
+        for b in [VECTOR_WORK[m][0]] if m in VECTOR_WORK else sorted(set(batches)):
+            out.append((m, b, real["count"], False))
+    return sorted(out, key=lambda x: (cfg.models.index(x[0]), x[1], x[2], x[3]))
+
+
+def run(cfg: BenchScaleConfig, fresh: bool = False) -> list[dict]:
+    """Each measurement of `plan` in a fresh process; writes scale.json, .md, _config.yaml (fresh: unused)."""
+    check_choices("models", cfg.models, MODELS)
+    real = _launch("probe", _env(None), "probing the devices")
     rows = []
-    for m, b, n, simulated in sorted(plan, key=lambda x: (models.index(x[0]), x[1], x[2], x[3])):
-        k = VECTOR_WORK[m][1] if m in VECTOR_WORK else a.image_steps_per_dispatch
-        args = [
-            "--child",
-            m,
-            str(b),
-            str(n) if simulated else "all",
-            str(k),
-            "--dispatches",
-            str(a.dispatches),
-        ]
-        r = _launch(args, _env(n if simulated else None), f"{m} batch {b} on {n} device(s)")
+    for m, b, n, simulated in plan(cfg, real):
+        k = VECTOR_WORK[m][1] if m in VECTOR_WORK else cfg.image_steps_per_dispatch
+        what, devices = f"{m} batch {b} on {n} device(s)", n if simulated else None
+        kwargs = dict(model_name=m, batch=b, devices=devices, steps_per_dispatch=k, dispatches=cfg.dispatches)
+        r = _launch("run_once", _env(devices), what, **kwargs)
         r["simulated"] = simulated
         rows.append(r)
         print(
@@ -179,7 +167,22 @@ def main(argv=None) -> None:
             flush=True,
         )
     add_relative(rows)
-    write(Path(a.out), rows, real, a)
+    write(Path(cfg.out), rows, real, cfg)
+    save_config(cfg.out, "scale", cfg)
+    return rows
+
+
+# the earlier command line's flags, each a config key now (`--no-real` stays a switch: `main`)
+SHORTHANDS = shorthands(
+    "batch dispatches image_steps_per_dispatch no_real out", "models devices real_batches"
+)
+
+
+def main(argv=None) -> None:
+    """The command line (see the module docstring); `--child` is one measurement (`child_command`)."""
+    argv = [f"{x}=true" if x == "--no-real" else x for x in (sys.argv[1:] if argv is None else argv)]
+    if not answer_child(argv, {"run_once": run_once, "probe": probe}, tag="SCALE"):
+        run_cli("bench_scale", PRESETS, run, argv, shorthands=SHORTHANDS, doc=__doc__)
 
 
 def add_relative(rows: list[dict]) -> None:

@@ -1,6 +1,8 @@
 """Shared pieces of the benchmarks (not an experiment): the flow benchmark's fixed work and one run of it
 (`experiments.bench_flows`, `experiments.bench_peers` and `experiments.bench_scale` all run it), one
-measurement in a fresh process (`run_child`), and the matmul probe of the machine (`matmul_gflops`).
+measurement in a fresh process (`child_command`, `answer_child`, `run_child`), the checks and the saved
+config of a benchmark's command line (`check_choices`, `save_config`), and the matmul probe of the
+machine (`matmul_gflops`).
 """
 
 from __future__ import annotations
@@ -8,7 +10,9 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 # the same math as the peer libraries run: no input standardization (they have none)
 BENCH = {
@@ -94,6 +98,54 @@ def run_once(
         device=f"{dev.platform}:{dev.device_kind}",
         params=num_params(res.params),
     )
+
+
+CHILD = "--child"  # the internal flag of one measurement in a fresh process (never a config field)
+
+
+def child_command(module: str, function: str, **kwargs) -> list[str]:
+    """The command that runs `function(**kwargs)` of the benchmark `module` in a fresh process: the
+    benchmark's `main` hands it to `answer_child`, outside `run_cli` (no log, no config, and no
+    persistent compilation cache: a measured compile must compile)."""
+    return [sys.executable, "-m", module, CHILD, function, json.dumps(kwargs)]
+
+
+def answer_child(argv, functions: dict, tag: str = "BENCH") -> bool:
+    """If `argv` (None: sys.argv[1:]) is a `child_command`, run the function it names (of `functions`)
+    and print its result as one `{tag} {json}` line; True then, else False (the parent's command line)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] != [CHILD]:
+        return False
+    function, kwargs = argv[1], json.loads(argv[2])
+    print(f"{tag} " + json.dumps(functions[function](**kwargs)), flush=True)
+    return True
+
+
+def check_choices(key: str, given, valid, allow_empty: bool = False) -> None:
+    """A one-line ConfigError naming the config `key`, what is unknown and the valid choices, unless
+    every value `given` is one of `valid` (and, unless `allow_empty`, there is at least one)."""
+    from gen_jax.core import ConfigError
+
+    unknown = [g for g in given if g not in valid]
+    if unknown or not (given or allow_empty):
+        what = f"unknown {', '.join(map(repr, unknown))}" if unknown else "nothing chosen"
+        raise ConfigError(f"{key}: {what}; choose from {', '.join(map(str, valid))}")
+
+
+def shorthands(values: str, lists: str = "") -> dict[str, tuple[str, str]]:
+    """A benchmark's earlier flags as `run_cli` shorthands of its config keys (space-separated):
+    `--probe-n 512` for probe_n=512, and for the keys in `lists` `--models a,b` for models=[a,b]."""
+    keys = [*values.split(), *lists.split()]
+    return {f"--{k.replace('_', '-')}": (k, "list" if k in lists.split() else "value") for k in keys}
+
+
+def save_config(out: str | Path, name: str, cfg) -> None:
+    """`<out>/<name>_config.yaml`: the resolved config beside `<name>.json` (the benchmarks share one
+    directory, where `run_cli`'s config.yaml is the last benchmark's)."""
+    from gen_jax.evaluation.config import to_yaml
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / f"{name}_config.yaml").write_text(to_yaml(cfg))
 
 
 def run_child(cmd: list[str], what: str, tag: str = "BENCH", env: dict | None = None, timeout=None) -> dict:

@@ -180,7 +180,19 @@ def families_findings(root: Path) -> str | None:
     return "In this table (generated from results/bench/families.json):\n\n" + "\n".join(lines) + "\n"
 
 
+def binary_headline(root: Path) -> str | None:
+    """The binary world's rows: model, kind, test NLL in nats."""
+    rows = _rows(root, "results/binary/results.json")
+    if not rows:
+        return None
+    lines = ["| model | kind | test NLL (nats) | ± se |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['kind']} | {_f(r.get('test_nll'))} | {_f(r.get('test_nll_se'))} |")
+    return "\n".join(lines) + "\n"
+
+
 BLOCKS: dict[str, Callable[[Path], str | None]] = {
+    "binary-headline": binary_headline,
     "toy2d-findings": toy2d_findings,
     "ood-findings": ood_findings,
     "families-findings": families_findings,

@@ -10,11 +10,11 @@ from experiments import bench_families
 
 def test_variants_cover_what_each_family_can_change():
     common = ["default", "dispatch1", "other_emitters"]
-    assert bench_families.variants("flow/nsf") == common + ["looped", "unscanned"]
-    assert bench_families.variants("vae") == common + ["lax_conv"]
-    assert bench_families.variants("gan (2D)") == common
-    assert bench_families.variants("diffusion (2D)") == common  # conv_impl changes no vector model
-    assert bench_families.variants("diffusion (U-Net)") == common + ["lax_conv"]
+    assert bench_families.variants("flow/nsf") == common + ["looped", "unscanned", "bf16"]
+    assert bench_families.variants("vae") == common + ["lax_conv", "bf16"]
+    assert bench_families.variants("gan (2D)") == common + ["bf16"]
+    assert bench_families.variants("diffusion (2D)") == common + ["bf16"]  # conv_impl: no vector model
+    assert bench_families.variants("diffusion (U-Net)") == common + ["lax_conv", "bf16"]
     specs = bench_families._specs()  # every image model of the cpu preset, at its training batch
     assert {specs[label][0] for label in bench_families.IMAGE_FAMILIES.values()} == set(
         bench_families.IMAGE_FAMILIES

@@ -111,3 +111,36 @@ def test_scale_relative_to_one_device():
     ]
     add_relative(rows)
     assert [r["relative"] for r in rows] == [1.0, 0.5, None]
+
+
+BENCH_MAINS = {  # each benchmark's command line and an earlier flag that must still reach its key
+    "bench_flows": ("experiments.bench_flows", ["--steps-per-dispatch", "7"], "steps_per_dispatch: 7"),
+    "bench_families": ("experiments.bench_families", ["--families", "nsf,vae"], "- vae"),
+    "bench_scale": ("experiments.bench_scale", ["--no-real", "--devices", "1,2"], "no_real: true"),
+    "bench_peers": (
+        "experiments.bench_peers.__main__",
+        ["--peer-python", "/p/python"],
+        "peer_python: /p/python",
+    ),
+    "bench_images_peers": (
+        "experiments.bench_images_peers.__main__",
+        ["--peer-python", "/p/python", "--torch-threads", "2"],
+        "torch_threads: 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BENCH_MAINS)
+def test_benchmark_cli_unknown_key_is_one_line_and_exit_2(name, capsys, tmp_path):
+    import importlib
+
+    module, flags, shown = BENCH_MAINS[name]
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as e:
+        main([f"out={tmp_path}", "nonsense=1"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: nonsense") and "valid keys: " in err[0], err
+    assert list(tmp_path.iterdir()) == []  # nothing ran
+    main([*flags, "--show"])  # the earlier flags (the Makefile's --peer-python too) are shorthands now
+    assert shown in capsys.readouterr().out

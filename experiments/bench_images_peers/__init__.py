@@ -4,7 +4,7 @@
     python -m experiments.bench_images_peers --runs 1 --steps 30 --families vae   # a smoke run
 
 The work: each family at the size of the `cpu` preset of `make images` (`FAMILIES`: the one table of
-model kwargs and batch sizes, read by both libraries), trained for `--steps` optimizer steps on the
+model kwargs and batch sizes, read by both libraries), trained for `steps` optimizer steps on the
 same batches from the same initial parameters, with the same optimizer (Adam 1e-3, global-norm
 clipping at 1.0, warm-up then cosine decay to zero over the run, `TRAIN`), then evaluated (the
 log-likelihood or bound, no gradient) on the same test batch.
@@ -22,7 +22,9 @@ log-likelihood or bound, no gradient) on the same test batch.
 The orchestrator (`__main__`) exports, once per family, the training batches, the test batch and
 gen_jax's initial parameters (`model.init`, Glow's data-dependent actnorm included) to one .npz that
 every child reads; each measurement is a fresh process that prints one `BENCH {json}` line. Writes
-results/bench/images_peers.json and images_peers.md (medians of `--runs` runs; `tables.py`).
+results/bench/images_peers.json and images_peers.md (medians of `runs` runs; `tables.py`) and
+images_peers_config.yaml. Presets and fields: experiments/configs/bench_images_peers.py (the defaults
+below are its defaults; the earlier flags are shorthands of its fields).
 
 This module is the shared part, importable from either venv (numpy and the standard library only).
 """
@@ -73,7 +75,7 @@ DEFAULT_STEPS = 110  # per measurement: 10 warm-up + 100 timed steps (5-20 s of 
 EVAL_BATCH = 128  # test images per evaluation call
 EVAL_REPS = 5  # timed evaluation calls, after one untimed call
 # PyTorch runs channels_last; the *_nchw variants (NCHW-contiguous, for a check of that choice) run
-# only when asked for (--libraries)
+# only when asked for (`libraries`)
 LIBRARIES = ("gen_jax", "torch_eager", "torch_compile", "torch_eager_nchw", "torch_compile_nchw")
 DEFAULT_LIBRARIES = ("gen_jax", "torch_eager", "torch_compile")
 

@@ -3,26 +3,24 @@
 python -m experiments.bench_images_peers [--runs 3] [--steps 110] [--families pixelcnn,vae,glow,diffusion]
     [--libraries gen_jax,torch_eager,torch_compile] [--data fashion_mnist|random] [--data-dir DIR]
     [--peer-python .venv-peers/bin/python] [--torch-threads N] [--out results/bench]
+python -m experiments.bench_images_peers --preset smoke data=random   # any field of its config
+
+Presets and fields: experiments/configs/bench_images_peers.py; the flags are shorthands of fields
+(`SHORTHANDS`; `make bench-images-peers` passes --peer-python).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
-from experiments.bench_images_peers import (
-    DEFAULT_LIBRARIES,
-    DEFAULT_STEPS,
-    EVAL_BATCH,
-    EVAL_REPS,
-    FAMILIES,
-    LIBRARIES,
-    STEPS_PER_DISPATCH,
-)
+from experiments.bench_images_peers import EVAL_BATCH, FAMILIES, LIBRARIES
 from experiments.bench_images_peers.tables import median_row, write
-from experiments.benchlib import run_child
+from experiments.benchlib import check_choices, run_child, save_config, shorthands
+from experiments.configs.bench_images_peers import PRESETS, BenchImagesPeersConfig
+from gen_jax.core import ConfigError, UserError
+from gen_jax.evaluation.cli import run_cli
 
 HERE = Path(__file__).resolve().parent
 TORCH_SCRIPT = HERE / "torch_run.py"
@@ -59,7 +57,9 @@ def measured(cmd: list[str], what: str) -> dict:
     return r
 
 
-def command(lib: str, data: Path, run: int, a) -> list[str]:
+def command(lib: str, data: Path, run: int, a: BenchImagesPeersConfig) -> list[str]:
+    """One measurement of `lib`: gen_jax's child (`gen_jax_run`) in this venv, torch's (`torch_run.py`)
+    under `a.peer_python`."""
     extra = ["--eval-reps", str(a.eval_reps), "--steps-per-dispatch", str(a.steps_per_dispatch)]
     if lib == "gen_jax":
         return [
@@ -101,59 +101,49 @@ def machine() -> str:
         return f"{dev.platform}:{dev.device_kind} ({n} device(s)); host {cpu}, {os.cpu_count()} cores"
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="optimizer steps per measurement")
-    p.add_argument("--steps-per-dispatch", type=int, default=STEPS_PER_DISPATCH, help="and warm-up steps")
-    p.add_argument("--eval-reps", type=int, default=EVAL_REPS)
-    p.add_argument("--families", default=",".join(FAMILIES))
-    p.add_argument("--libraries", default=",".join(DEFAULT_LIBRARIES), help=f"of {', '.join(LIBRARIES)}")
-    p.add_argument("--data", default="fashion_mnist", help="fashion_mnist (IDX files / TFDS) or random")
-    p.add_argument("--data-dir", default=os.environ.get("GEN_JAX_DATA_DIR") or None)
-    p.add_argument("--peer-python", default=".venv-peers/bin/python", help="the peers' venv python")
-    p.add_argument("--torch-threads", type=int, default=None, help="torch threads (default: cores)")
-    p.add_argument("--out", default="results/bench")
-    a = p.parse_args(argv)
-
-    families = a.families.split(",")
-    libraries = a.libraries.split(",")
-    for name, given, known in (("families", families, FAMILIES), ("libraries", libraries, LIBRARIES)):
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise SystemExit(f"unknown {name} {unknown}; choose from {', '.join(known)}")
-    if a.steps < 2 * a.steps_per_dispatch:
-        raise SystemExit(
-            f"--steps {a.steps}: need at least 2 x --steps-per-dispatch ({2 * a.steps_per_dispatch})"
+def check(cfg: BenchImagesPeersConfig) -> None:
+    """A one-line error for a config that cannot run (unknown families or libraries, too few steps,
+    no peers' python for the torch libraries)."""
+    check_choices("families", cfg.families, tuple(FAMILIES))
+    check_choices("libraries", cfg.libraries, LIBRARIES)
+    if cfg.steps < 2 * cfg.steps_per_dispatch:
+        raise ConfigError(
+            f"steps {cfg.steps}: need at least 2 x steps_per_dispatch ({2 * cfg.steps_per_dispatch})"
         )
-    if any(lib.startswith("torch_") for lib in libraries) and not Path(a.peer_python).exists():
-        raise SystemExit(
-            f"{a.peer_python} not found: `make bench-images-peers` creates the peers' venv (.venv-peers), "
-            "or pass --peer-python, or --libraries gen_jax"
+    if any(lib.startswith("torch_") for lib in cfg.libraries) and not Path(cfg.peer_python).exists():
+        raise UserError(
+            f"peer_python {cfg.peer_python} not found: `make bench-images-peers` creates the peers' venv "
+            "(.venv-peers), or pass --peer-python, or --libraries gen_jax"
         )
 
+
+def run(cfg: BenchImagesPeersConfig, fresh: bool = False) -> list[dict]:
+    """Export each family once, then every family in every library `cfg.runs` times (libraries
+    interleaved, each run a fresh process); writes images_peers.json, .md and _config.yaml. `fresh`
+    changes nothing: nothing is reused."""
+    check(cfg)
     from experiments.bench_images_peers.gen_jax_run import export, image_pool
 
-    out = Path(a.out)
-    most = max(FAMILIES[f]["batch"] for f in families) * a.steps
-    train_images, test_images, source = image_pool(a.data, most, EVAL_BATCH, a.data_dir)
+    out = Path(cfg.out)
+    most = max(FAMILIES[f]["batch"] for f in cfg.families) * cfg.steps
+    data_dir = cfg.data_dir or os.environ.get("GEN_JAX_DATA_DIR") or None
+    train_images, test_images, source = image_pool(cfg.data, most, EVAL_BATCH, data_dir)
     files = {}
-    for family in families:  # one export per family: every library and run reads this file
-        files[family] = export(
-            out / "images_peers_data" / f"{family}.npz", family, a.steps, train_images, test_images, source
-        )
+    for family in cfg.families:  # one export per family: every library and run reads this file
+        path = out / "images_peers_data" / f"{family}.npz"
+        files[family] = export(path, family, cfg.steps, train_images, test_images, source)
     del train_images
 
     rows = []
-    for family in families:
-        runs = {lib: [] for lib in libraries}
-        for run in range(a.runs):  # libraries interleaved, so a change of load hits all of them
-            for lib in libraries:
-                r = measured(command(lib, files[family], run, a), f"{lib} {family} run {run}")
+    for family in cfg.families:
+        runs = {lib: [] for lib in cfg.libraries}
+        for i in range(cfg.runs):  # libraries interleaved, so a change of load hits all of them
+            for lib in cfg.libraries:
+                r = measured(command(lib, files[family], i, cfg), f"{lib} {family} run {i}")
                 busy = r.get("others_busy")
                 runs[lib].append(r)
                 print(
-                    f"{lib:13s} {family:9s} run {run}: {r['train_steps_per_sec']:.2f} steps/s, "
+                    f"{lib:13s} {family:9s} run {i}: {r['train_steps_per_sec']:.2f} steps/s, "
                     f"eval {r['eval_images_per_sec']:.0f} images/s, "
                     f"first step {r['first_step_seconds']:.1f}s, "
                     f"{r['peak_rss_mb']:.0f} MB, {r['params']} params, test bits/dim "
@@ -165,23 +155,40 @@ def main(argv=None) -> None:
                     ),
                     flush=True,
                 )
-        rows += [median_row(runs[lib]) for lib in libraries]
+        rows += [median_row(runs[lib]) for lib in cfg.libraries]
+    print(write(out, rows, _meta(rows, cfg, source)))
+    save_config(out, "images_peers", cfg)
+    return rows
 
+
+def _meta(rows: list[dict], cfg: BenchImagesPeersConfig, source: str) -> dict:
+    """What the tables say about the run: its settings, the data, the machine and the versions."""
     versions = {}
     for r in rows:
         versions.setdefault("gen_jax" if r["library"] == "gen_jax" else "torch", r.get("version"))
     threads = sorted({x["torch_threads"] for r in rows for x in r["runs"] if x.get("torch_threads")})
-    meta = dict(
-        steps=a.steps,
-        warmup=a.steps_per_dispatch,
-        runs=a.runs,
+    return dict(
+        steps=cfg.steps,
+        warmup=cfg.steps_per_dispatch,
+        runs=cfg.runs,
         eval_batch=EVAL_BATCH,
-        eval_reps=a.eval_reps,
+        eval_reps=cfg.eval_reps,
         data=source,
         machine=machine() + (f"; torch threads {', '.join(map(str, threads))}" if threads else ""),
         versions="; ".join(v for v in versions.values() if v),
     )
-    print(write(out, rows, meta))
+
+
+# the earlier command line's flags, each a config key now (`make bench-images-peers` passes --peer-python)
+SHORTHANDS = shorthands(
+    "runs steps steps_per_dispatch eval_reps data data_dir peer_python torch_threads out",
+    "families libraries",
+)
+
+
+def main(argv=None) -> None:
+    """The command line (see the package docstring); the runs are `gen_jax_run.py` and `torch_run.py`."""
+    run_cli("bench_images_peers", PRESETS, run, argv, shorthands=SHORTHANDS, doc=__doc__)
 
 
 if __name__ == "__main__":

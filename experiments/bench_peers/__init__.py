@@ -20,8 +20,9 @@ whose row i indexes step i's batch (epoch-wise shuffles, without replacement wit
 
 The peers run in their own virtual environment (`.venv-peers`, which `make bench-peers` creates),
 never as gen_jax dependencies: `flowjax_run.py` and `normflows_run.py` import only their library and
-numpy. Each run is a fresh process; the orchestrator (`__main__`) writes results/bench/peers.json and
-peers.md (medians of `--runs` runs).
+numpy. Each run is a fresh process; the orchestrator (`__main__`) writes results/bench/peers.json,
+peers.md (medians of `runs` runs) and peers_config.yaml (the resolved config; presets and fields:
+experiments/configs/bench_peers.py, the earlier flags shorthands of fields).
 """
 
 from __future__ import annotations

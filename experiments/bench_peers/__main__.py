@@ -2,14 +2,13 @@
 
 python -m experiments.bench_peers [--runs 3] [--steps 3000] [--libraries gen_jax,flowjax,normflows]
                                   [--peer-python .venv-peers/bin/python] [--out results/bench]
+python -m experiments.bench_peers --preset smoke torch_threads=2   # any field of configs/bench_peers.py
+
+The flags are shorthands of config fields (`SHORTHANDS`); `make bench-peers` passes --peer-python.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
 import types
 from pathlib import Path
 
@@ -23,6 +22,17 @@ from experiments.bench_peers import (
     markdown,
     median_row,
 )
+from experiments.benchlib import (
+    answer_child,
+    check_choices,
+    child_command,
+    run_child,
+    save_config,
+    shorthands,
+)
+from experiments.configs.bench_peers import PRESETS, BenchPeersConfig
+from gen_jax.core import UserError
+from gen_jax.evaluation.cli import run_cli
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {"flowjax": HERE / "flowjax_run.py", "normflows": HERE / "normflows_run.py"}
@@ -49,62 +59,42 @@ def gen_jax_run(data_path: str, dataset: str, model: str, seed: int, steps: int)
     return row
 
 
-def launch(cmd: list[str], what: str) -> dict:
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH ")), None)
-    if out.returncode != 0 or line is None:
-        raise RuntimeError(f"{what} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(line[len("BENCH ") :])
+def _command(lib: str, path: Path, dataset: str, model: str, seed: int, cfg: BenchPeersConfig) -> list[str]:
+    """One run of `lib` on the exported file `path`: gen_jax's in this venv (`gen_jax_run`), a peer's
+    script under `cfg.peer_python` (the peers' venv, without gen_jax)."""
+    if lib == "gen_jax":
+        kwargs = dict(data_path=str(path), dataset=dataset, model=model, seed=seed, steps=cfg.steps)
+        return child_command("experiments.bench_peers", "gen_jax_run", **kwargs)
+    cmd = [cfg.peer_python, str(SCRIPTS[lib]), str(path), model, str(seed), "--steps", str(cfg.steps)]
+    return cmd + (["--threads", str(cfg.torch_threads)] if lib == "normflows" and cfg.torch_threads else [])
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--libraries", default=",".join(LIBRARIES))
-    p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--datasets", default=",".join(DATASETS))
-    p.add_argument("--peer-python", default=".venv-peers/bin/python", help="the peers' venv python")
-    p.add_argument("--out", default="results/bench")
-    p.add_argument("--torch-threads", type=int, default=None, help="torch threads (default: cores)")
-    p.add_argument("--child", nargs=4, metavar=("DATA", "DATASET", "MODEL", "SEED"), help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    if a.child:
-        data_path, dataset, model, seed = a.child
-        print("BENCH " + json.dumps(gen_jax_run(data_path, dataset, model, int(seed), a.steps)), flush=True)
-        return
-
-    libraries = a.libraries.split(",")
-    unknown = set(libraries) - set(LIBRARIES)
-    if unknown:
-        raise SystemExit(f"unknown libraries {sorted(unknown)}; choose from {', '.join(LIBRARIES)}")
-    peer_python = Path(a.peer_python)
-    if any(lib in SCRIPTS for lib in libraries) and not peer_python.exists():
-        raise SystemExit(
-            f"{peer_python} not found: `make bench-peers` creates the peers' venv (.venv-peers), or pass "
-            "--peer-python, or --libraries gen_jax"
+def run(cfg: BenchPeersConfig, fresh: bool = False) -> list[dict]:
+    """Export each dataset once, then every (model, dataset) in every library `cfg.runs` times, the
+    libraries interleaved, each run a fresh process; writes peers.json, peers.md and peers_config.yaml.
+    `fresh` changes nothing: nothing is reused."""
+    check_choices("libraries", cfg.libraries, LIBRARIES)
+    check_choices("models", cfg.models, MODELS)
+    check_choices("datasets", cfg.datasets, DATASETS)
+    if any(lib in SCRIPTS for lib in cfg.libraries) and not Path(cfg.peer_python).exists():
+        raise UserError(
+            f"peer_python {cfg.peer_python} not found: `make bench-peers` creates the peers' venv "
+            "(.venv-peers), or pass --peer-python, or --libraries gen_jax"
         )
-    out = Path(a.out)
+    out = Path(cfg.out)
     entropy, files = {}, {}
-    for dataset in a.datasets.split(","):  # one export per dataset: every library reads this file
-        files[dataset] = export_data(out / "peers_data" / f"{dataset}.npz", dataset, a.steps)
+    for dataset in cfg.datasets:  # one export per dataset: every library reads this file
+        files[dataset] = export_data(out / "peers_data" / f"{dataset}.npz", dataset, cfg.steps)
         entropy[dataset] = float(load_export(files[dataset])["true_entropy"])
 
     rows = []
-    for model in a.models.split(","):
-        for dataset in a.datasets.split(","):
-            runs = {lib: [] for lib in libraries}
-            for seed in range(a.runs):  # libraries interleaved, so a load change hits all of them
-                for lib in libraries:
-                    if lib == "gen_jax":
-                        cmd = [sys.executable, "-m", "experiments.bench_peers", "--child"]
-                        cmd += [str(files[dataset]), dataset, model, str(seed), "--steps", str(a.steps)]
-                    else:
-                        cmd = [str(peer_python), str(SCRIPTS[lib]), str(files[dataset]), model, str(seed)]
-                        cmd += ["--steps", str(a.steps)]
-                        if lib == "normflows" and a.torch_threads:
-                            cmd += ["--threads", str(a.torch_threads)]
-                    r = launch(cmd, f"{lib} {model}/{dataset}/{seed}")
+    for model in cfg.models:
+        for dataset in cfg.datasets:
+            runs = {lib: [] for lib in cfg.libraries}
+            for seed in range(cfg.runs):  # libraries interleaved, so a load change hits all of them
+                for lib in cfg.libraries:
+                    cmd = _command(lib, files[dataset], dataset, model, seed, cfg)
+                    r = run_child(cmd, f"{lib} {model}/{dataset}/{seed}")
                     r["dataset"] = dataset
                     r["gap"] = r["test_nll"] - entropy[dataset]
                     runs[lib].append(r)
@@ -114,11 +104,24 @@ def main(argv=None) -> None:
                         f"NLL {r['test_nll']:.4f}, {r['peak_rss_mb']:.0f} MB, {r['params']} params",
                         flush=True,
                     )
-            rows += [median_row(runs[lib]) for lib in libraries]
-    write(out, rows, a, entropy)
+            rows += [median_row(runs[lib]) for lib in cfg.libraries]
+    write(out, rows, cfg, entropy)
+    save_config(out, "peers", cfg)
+    return rows
 
 
-def write(out: Path, rows: list[dict], a, entropy: dict) -> None:
+# the earlier command line's flags, each a config key now (`make bench-peers` passes --peer-python)
+SHORTHANDS = shorthands("runs steps peer_python torch_threads out", "libraries models datasets")
+
+
+def main(argv=None) -> None:
+    """The command line (see the package docstring); `--child` is one gen_jax run (`child_command`)."""
+    if not answer_child(argv, {"gen_jax_run": gen_jax_run}):
+        run_cli("bench_peers", PRESETS, run, argv, shorthands=SHORTHANDS, doc=__doc__)
+
+
+def write(out: Path, rows: list[dict], a: BenchPeersConfig, entropy: dict) -> None:
+    """peers.json and peers.md (`experiments.bench_peers.markdown`), with the machine and versions."""
     from gen_jax.evaluation.tables import machine_description, write_results
 
     versions = {}

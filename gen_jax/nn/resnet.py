@@ -25,13 +25,13 @@ class ResNetConditioner(nn.Module):
     out: int
     num_blocks: int = 1
     block_kernel: int = 3  # spatial size of each block's first convolution (1: a 1x1 block, cheap on CPU)
-    impl: str = "auto"  # convolution implementation (`gen_jax.nn.conv.conv2d`)
+    conv_impl: str = "auto"  # convolution implementation (`gen_jax.nn.conv.conv2d`)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = Conv(self.hidden, (3, 3), impl=self.impl)(x)
+        h = Conv(self.hidden, (3, 3), impl=self.conv_impl)(x)
         for _ in range(self.num_blocks):
-            r = Conv(self.hidden, (self.block_kernel, self.block_kernel), impl=self.impl)(nn.relu(h))
+            r = Conv(self.hidden, (self.block_kernel, self.block_kernel), impl=self.conv_impl)(nn.relu(h))
             h = h + nn.Dense(self.hidden)(nn.relu(r))  # a 1x1 convolution
         zeros = nn.initializers.zeros
-        return Conv(self.out, (3, 3), kernel_init=zeros, bias_init=zeros, impl=self.impl)(nn.relu(h))
+        return Conv(self.out, (3, 3), kernel_init=zeros, bias_init=zeros, impl=self.conv_impl)(nn.relu(h))
