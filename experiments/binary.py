@@ -131,7 +131,10 @@ def evaluate(label: str, run, data: dict, cfg: BinaryConfig, bits: tuple) -> dic
         for r in iwae:
             if r["k"] == k and not r["estimator"].startswith("ELBO"):
                 how = f"{r['estimator']}, k={k}, first {r['images']} test images"
-                rows.append(dict(base, model=f"{label}/k={k}", kind="estimate", how=how, test_nll=r["nll"]))
+                short = "iwae" if r["estimator"].startswith("IWAE") else "prior"
+                rows.append(
+                    dict(base, model=f"{label}/{short}{k}", kind="estimate", how=how, test_nll=r["nll"])
+                )
                 rows[-1]["test_nll_se"] = r["nll_se"]
     return dict(rows=rows, samples=to_unit_images(sample, form).tolist(), iwae=iwae)
 

@@ -232,7 +232,7 @@ def test_binary_study_smoke(tmp_path, monkeypatch):
     assert (
         kinds["rbm"] == "estimate"
         and kinds["vae_bin"] == "lower_bound"
-        and kinds["vae_bin/k=16"] == "estimate"
+        and kinds["vae_bin/iwae16"] == "estimate"
     )
     assert all(np.isfinite(r["test_nll"]) for r in rows)
     for name in ("results.md", "results.json", "iwae.json", "samples.png", "iwae.png"):

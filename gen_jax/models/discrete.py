@@ -365,7 +365,9 @@ def linear_energy(num_bits: int, name: str = "linear_energy") -> Model:
         loss,
         log_prob,
         sample,
-        info=_info(f"linear score w.x + b, {num_bits + 1} parameters", objective="closed-form log Z"),
+        info=_info(
+            f"linear score w.x + b, {num_bits + 1} parameters", objective="maximum likelihood (closed form)"
+        ),
         capabilities=(
             BinarySupport(),
             PartitionFunction(lambda p: float(linear_log_z(p)), exact_method="closed form"),
