@@ -30,6 +30,7 @@ class OODConfig:
     max_images: dict = dataclasses.field(default_factory=dict)  # "model[/estimator]" -> fewer images
     n_reference: int = 2000  # training images for the typicality reference (mean training NLL)
     typicality_batch: int = 10  # M of the batch typicality test (metrics then count batches)
+    min_bold_n: int = 50  # an AUROC resting on fewer images (or batches) per side is never called best
     seed: int = 0
     out: str = "results/ood"
 
@@ -53,6 +54,7 @@ PRESETS: dict[str, OODConfig] = {
         n_images=48,
         n_reference=32,
         typicality_batch=8,
+        min_bold_n=20,  # per-image scores rest on 48 images, batch typicality on 6 batches
         out="results/ood_smoke",
     ),
 }

@@ -426,22 +426,19 @@ SCORE_NOTES = {
 }
 
 
-MIN_BOLD_N = 50  # an AUROC from fewer images (or typicality batches) per side is never called best
-
-
 def ood_markdown(rows: list[dict], cfg, note: str) -> str:
     """The OOD study's results.md: one row per (view, score): AUROC, AUPRC, FPR95 on the first set and
-    AUROC on the others; the best first-set AUROC of each model in bold (`MIN_BOLD_N`). `cfg`: the
-    study's config (typicality batch, background rate, its hash)."""
+    AUROC on the others; the best first-set AUROC of each model in bold, among scores resting on at
+    least `cfg.min_bold_n` images (or batches) per side. `cfg`: the study's config."""
     set_names = list(dict.fromkeys(r["ood_set"] for r in rows))
     first, others = set_names[0], set_names[1:]
     table = {}
     for r in rows:
         table.setdefault((r["model"], r["score"]), {})[r["ood_set"]] = r
-    best = {}  # bold only a score resting on at least MIN_BOLD_N images (or batches) on each side
+    best = {}  # bold only a score resting on at least cfg.min_bold_n images (or batches) on each side
     for (model, _), by_set in table.items():
         m = by_set[first]
-        if min(m["n_in"], m["n_out"]) >= MIN_BOLD_N:
+        if min(m["n_in"], m["n_out"]) >= cfg.min_bold_n:
             best[model.split("/")[0]] = max(best.get(model.split("/")[0], -1.0), m["auroc"])
     t = lambda s: SET_TITLES.get(s, s)
     head = [
@@ -457,7 +454,8 @@ def ood_markdown(rows: list[dict], cfg, note: str) -> str:
     for (model, score), by_set in table.items():
         m = by_set[first]
         a = f"{m['auroc']:.3f}"
-        bold = min(m["n_in"], m["n_out"]) >= MIN_BOLD_N and m["auroc"] >= best[model.split("/")[0]] - 1e-12
+        enough = min(m["n_in"], m["n_out"]) >= cfg.min_bold_n
+        bold = enough and m["auroc"] >= best[model.split("/")[0]] - 1e-12
         a = f"**{a}**" if bold else a
         cells = [model, score, a, f"{m['auprc']:.3f}", f"{m['fpr95']:.3f}"]
         cells += [f"{by_set[s]['auroc']:.3f}" if s in by_set else "-" for s in others] + [
@@ -473,7 +471,7 @@ def ood_markdown(rows: list[dict], cfg, note: str) -> str:
         "out-of-distribution set. Every score is oriented so that higher = more in-distribution: AUROC 0.5 "
         "is chance, below 0.5 the score prefers the wrong images. FPR95: the fraction of OOD images accepted "
         f"when 95% of the test images are. Bold: the best {t(first)} AUROC of each model among scores "
-        f"resting on at least {MIN_BOLD_N} images (or batches) on each side.\n"
+        f"resting on at least {cfg.min_bold_n} images (or batches) on each side.\n"
         f"Machine: {machine_description()}.\nScores: {'; '.join(described)}. Typicality reference: {note}; "
         f"batch M = {cfg.typicality_batch}; background perturbation rate {cfg.background_rate}; config "
         f"{config_hash(cfg)}.\n\n" + "\n".join(lines) + "\n"
