@@ -95,7 +95,9 @@ def exact_samples(params, key: Array, n: int) -> Array:
     """n exact samples of v: h from its enumerated marginal, then v ~ p(v | h)."""
     num_hidden = _check_enumerable(params)
     k_h, k_v = jax.random.split(key)
-    index = jax.random.categorical(k_h, hidden_marginal_logits(params), shape=(n,))
+    # inverse CDF over the 2^H states (a categorical draw would materialize n x 2^H Gumbel noises)
+    cdf = jnp.cumsum(jax.nn.softmax(hidden_marginal_logits(params)))
+    index = jnp.minimum(jnp.searchsorted(cdf, jax.random.uniform(k_h, (n,)) * cdf[-1]), cdf.shape[0] - 1)
     bits = (index[:, None] >> jnp.arange(num_hidden - 1, -1, -1)[None]) & 1
     h = bits.astype(jnp.float32)
     return jax.random.bernoulli(k_v, jax.nn.sigmoid(h @ params["W"].T + params["b"][None])).astype(
