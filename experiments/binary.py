@@ -31,6 +31,7 @@ from gen_jax.evaluation.cli import run_cli
 from gen_jax.evaluation.config import jsonable, resolve_model_options
 from gen_jax.evaluation.latent import estimator_curves, figure, summarize
 from gen_jax.evaluation.nll import evaluate_nll
+from gen_jax.evaluation.notes import exact_log_z_checks
 from gen_jax.evaluation.ood import auroc, complexity, png_bits
 from gen_jax.evaluation.rows import evaluate_view
 from gen_jax.evaluation.runs import RunSpec, cached, evaluation_cache, train_or_reuse
@@ -180,6 +181,7 @@ def markdown(rows: list[dict], iwae: list[dict], cfg: BinaryConfig, mass: dict) 
     md = head + markdown_table(rows, COLUMNS, digits)
     md += "\n## log Z of the unnormalized models, every estimator\n\n"
     md += markdown_table([r for r in rows if r.get("log_z_ais") or r.get("log_z_grid")], LOG_Z_COLUMNS)
+    md += "".join(f"\n- {line}" for line in exact_log_z_checks(rows)) + "\n"
     md += (
         f"\n## A sigmoid output is no distribution\n\nIts total mass over all 2^784 images: log sum_x s(x) = "
         f"{mass['log_mass']:.2f} ± {mass['log_mass_se']:.2f} (ESS {mass['log_mass_ess']:.0f} of "

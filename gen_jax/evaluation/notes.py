@@ -148,3 +148,24 @@ def best_unnormalized_lines(rows: list[dict], reference: str = "nsf", goal: floa
                 f"{ref[0]['test_nll']:.4f}: {gap:+.4f} nats ({verdict} {goal:g})"
             )
     return out
+
+
+def exact_log_z_checks(rows: list[dict]) -> list[str]:
+    """For every row whose log Z is known exactly and was also estimated: AIS and reverse AIS against
+    it (in nats and in the estimate's standard errors), and whether the single-chain bounds (mean log
+    weights, forward below and reverse above in expectation) bracket it."""
+    out = []
+    for r in rows:
+        exact, ais = r.get("log_z_grid"), r.get("log_z_ais")
+        if exact is None or ais is None:
+            continue
+        d = ais - exact
+        line = f"{r['model']}: AIS - exact = {d:+.3f} nats ({abs(d) / r['log_z_ais_se']:.1f} se)"
+        if r.get("log_z_reverse") is not None:
+            line += f"; reverse AIS - exact = {r['log_z_reverse'] - exact:+.3f}"
+        lo, hi = r.get("log_z_ais_bound"), r.get("log_z_reverse_bound")
+        if lo is not None and hi is not None:
+            held = "hold" if lo <= exact <= hi else "DO NOT hold"
+            line += f"; the single-chain bounds {lo:.3f} <= {exact:.3f} <= {hi:.3f} {held}"
+        out.append(line)
+    return out
