@@ -116,7 +116,10 @@ def test_scanned_layers_equal_unrolled_layers(name):
     scanned = raw_model(name, (3,), num_layers=3, hidden=(8,))
     unrolled = raw_model(name, (3,), num_layers=3, hidden=(8,), scan_layers=False)
     params = _random_params(scanned, jax.random.key(7), 3)
-    as_list = {"layers": [jax.tree_util.tree_map(lambda a, i=i: a[i], params["layers"]) for i in range(3)]}
+    as_list = {
+        **params,
+        "layers": [jax.tree_util.tree_map(lambda a, i=i: a[i], params["layers"]) for i in range(3)],
+    }
     x = jax.random.normal(jax.random.key(8), (6, 3))
     np.testing.assert_allclose(
         jax.jit(scanned.log_prob)(params, x, None),
@@ -186,3 +189,42 @@ def test_flows_train_on_the_whole_batch_not_per_example():
     np.testing.assert_allclose(model.log_prob(params, x, None), per_example, rtol=1e-5, atol=1e-5)
     hlo = jax.jit(jax.grad(lambda p: model.log_prob(p, x, None).sum())).lower(params).as_text()
     assert "32x1x8xf32" not in hlo and "32x8x23xf32" not in hlo  # no (batch, in, out) outer products
+
+
+@pytest.mark.parametrize("dim", [3, 6, 10])
+def test_coupling_permutations_put_every_pair_of_coordinates_on_opposite_sides(dim):
+    """A coupling layer conditions the second half on the first. With a reversal between layers the
+    two halves stay the same sets, so two coordinates of one half never condition each other
+    directly (in 10-D: x2 never on x1); the seeded permutations split every pair across the halves
+    (one side conditioning the other) within the flow's 8 layers."""
+    from gen_jax.models.flows import mixing_permutations
+
+    perms = mixing_permutations(dim, 8)
+    order = np.arange(dim)
+    split = dim // 2
+    apart = np.zeros((dim, dim), bool)
+    for perm in perms:  # the layer acts on `order`, then the permutation reorders it
+        first = np.isin(np.arange(dim), order[:split])
+        apart |= first[:, None] != first[None, :]
+        order = order[perm]
+    assert apart[~np.eye(dim, dtype=bool)].all()
+    assert mixing_permutations(2, 8) is None  # 2-D keeps the reversal (the toy results are unchanged)
+
+
+def test_nsf_fits_its_spline_box_to_heavy_tails():
+    """Standardized data with a heavy tail (the shifted banana x2 = 12 + 2 x1^2 + noise reaches beyond
+    8 standard deviations) would leave the spline's identity tails outside [-4, 4] to model them: the
+    box is fitted at init to cover every init example, frozen, and 2-D data within 4 keep B = 4."""
+    from gen_jax.models import make_model
+
+    rng = np.random.default_rng(0)
+    x1 = rng.normal(size=5000)
+    banana = np.stack([x1, 12 + 2 * x1**2 + 0.5 * rng.normal(size=x1.shape)], 1).astype(np.float32)
+    model = make_model("nsf", 2, num_layers=2, hidden=(8,))
+    params = model.init(jax.random.key(0), banana[:1024])
+    z = (banana[:1024] - banana[:1024].mean(0)) / banana[:1024].std(0)
+    box = float(params["model"]["spline_box"])
+    assert box >= np.abs(z).max() > 4.0
+    moons_like = rng.normal(size=(1024, 2)).clip(-3, 3).astype(np.float32)
+    assert float(make_model("nsf", 2).init(jax.random.key(0), moons_like)["model"]["spline_box"]) == 4.0
+    assert np.isfinite(np.asarray(model.log_prob(params, jnp.asarray(banana), None))).all()

@@ -63,7 +63,7 @@ class Estimator:
 
 # parameter subtrees no optimizer updates: statistics fitted at init (a model's standardization, the
 # noise distribution of noise-contrastive estimation)
-FROZEN_KEYS = ("standardize", "context_standardize", "nce_noise")
+FROZEN_KEYS = ("standardize", "context_standardize", "nce_noise", "spline_box")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,7 +83,7 @@ class RationalQuadraticSpline(distrax.Bijector):
         if params.shape[0] % 3 != 2:
             raise ValueError(f"spline params need 3K - 1 values per element, got {params.shape[0]}")
         k = (params.shape[0] + 1) // 3
-        self.num_bins, self.bound, self.shape = k, float(bound), params.shape[1:]
+        self.num_bins, self.bound, self.shape = k, bound, params.shape[1:]  # bound: a float or a scalar
         widths, heights, slopes = jnp.split(params.reshape(params.shape[0], -1), [k, 2 * k], axis=0)
         self.x_knots = _knots(_bin_sizes(widths, 2 * bound, min_bin_size), bound)
         self.y_knots = _knots(_bin_sizes(heights, 2 * bound, min_bin_size), bound)

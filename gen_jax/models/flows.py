@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import distrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gen_jax.core import Model
 from gen_jax.models.bijectors import RationalQuadraticSpline, ScanChain
@@ -46,11 +47,12 @@ def affine_transformer(params: jax.Array) -> distrax.Bijector:
     return distrax.ScalarAffine(shift=params[0], log_scale=soft_clamp(params[1]))
 
 
-def spline_transformer(tail_bound: float) -> Callable[[jax.Array], distrax.Bijector]:
+def spline_transformer(tail_bound) -> Callable[[jax.Array], distrax.Bijector]:
     """Elementwise rational-quadratic spline from conditioner output (3K - 1, ...).
 
     K widths, K heights and the K - 1 interior knot slopes; the boundary slopes are 1 and
-    the spline is the identity outside [-tail_bound, tail_bound] (see `bijectors`).
+    the spline is the identity outside [-tail_bound, tail_bound] (see `bijectors`); tail_bound is a
+    float or a scalar array (a box fitted to the data at init).
 
     The spline runs in the normalizing direction (data -> latent: `distrax.Inverse` of it is the
     flow's sampling direction), as nflows/normflows and flowjax (`invert=True`) run theirs:
@@ -124,15 +126,38 @@ class Reverse(distrax.Bijector):
         return y[..., ::-1], jnp.zeros(y.shape[:-1], y.dtype)
 
 
+def mixing_permutations(event_dim: int, num_layers: int) -> np.ndarray | None:
+    """The coupling flows' permutations between layers: None (a reversal) up to 2 dimensions, else one
+    seeded random permutation per layer (the same for every model of this dimension)."""
+    if event_dim <= 2:
+        return None
+    return np.stack([np.random.default_rng([event_dim, i]).permutation(event_dim) for i in range(num_layers)])
+
+
+class Permute(distrax.Bijector):
+    """x[..., perm] for an integer permutation (a traced array inside a scan): log-det 0."""
+
+    def __init__(self, perm):
+        super().__init__(event_ndims_in=1)
+        self.perm = perm
+
+    def forward_and_log_det(self, x):
+        return jnp.take(x, self.perm, axis=-1), jnp.zeros(x.shape[:-1], x.dtype)
+
+    def inverse_and_log_det(self, y):
+        return jnp.take(y, jnp.argsort(self.perm), axis=-1), jnp.zeros(y.shape[:-1], y.dtype)
+
+
 def stacked_layers(
     num_layers: int,
     layer: Callable[[dict], distrax.Bijector],
     init_one: Callable,
     scan: bool,
     unroll: int | bool | None = None,
+    perms: np.ndarray | None = None,
 ):
     """(init, bijector(params, context=None)) for `num_layers` identical layers `layer(p, context)`, each
-    followed by a `Reverse`.
+    followed by a `Reverse` (or, with `perms` (num_layers, D), layer i by the permutation perms[i]).
 
     scan=True stacks the parameters and runs the layers under `lax.scan` (`bijectors.ScanChain`):
     Python traces one layer. `unroll` is the scan's: True (every layer in the compiled program: the
@@ -145,7 +170,16 @@ def stacked_layers(
         unroll = True if num_layers <= 8 else 1
 
     def with_reverse(p, context) -> distrax.Bijector:
-        return distrax.Chain([Reverse(), layer(p, context)])  # the layer acts first, then the reversal
+        if perms is None:
+            return distrax.Chain([Reverse(), layer(p, context)])  # the layer acts first, then the reversal
+        return distrax.Chain([Permute(p["perm"]), layer(p["layer"], context)])
+
+    def per_layer(params):  # what the scan (or the Python loop) walks over: each layer's slice
+        if perms is None:
+            return params["layers"]
+        if scan:
+            return {"layer": params["layers"], "perm": jnp.asarray(perms)}
+        return [{"layer": p, "perm": jnp.asarray(q)} for p, q in zip(params["layers"], perms, strict=True)]
 
     @jax.jit  # one compiled call, not one per operation of every layer's init
     def init(key, x):
@@ -157,10 +191,10 @@ def stacked_layers(
     def bijector(params, context=None):
         if scan:
             return ScanChain(
-                lambda p: with_reverse(p, context), params["layers"], event_ndims=1, unroll=unroll
+                lambda p: with_reverse(p, context), per_layer(params), event_ndims=1, unroll=unroll
             )
         # distrax.Chain applies its last element first: layer 0 acts first on the base sample
-        return distrax.Chain([with_reverse(p, context) for p in params["layers"]][::-1])
+        return distrax.Chain([with_reverse(p, context) for p in per_layer(params)][::-1])
 
     return init, bijector
 
@@ -189,11 +223,16 @@ def coupling_flow(
     name: str | None = None,
     compute_dtype: str = "float32",
     context_dim: int | None = None,
+    fit_tail_bound: bool = False,
 ) -> Model:
     """Coupling flow: each layer keeps the first half of x fixed and transforms the second half
     elementwise with parameters computed from the first (and the context of a conditional flow);
-    a reversal between layers makes the halves alternate (in 2D: x2 given x1, then x1 given x2).
+    a fixed permutation between layers makes the halves alternate: a reversal in 2D (x2 given x1,
+    then x1 given x2), a seeded random permutation per layer beyond (a reversal alone would keep the
+    same coordinates together in a half forever: x2 would never be conditioned on x1).
     1-D data have no half to keep: each layer is then an elementwise map with learned parameters.
+    `fit_tail_bound` (splines): the spline's box is [-B, B], B = max(tail_bound, 1.2 max |x|) over the
+    init examples (frozen, `params["spline_box"]`), so data in the tails are not left to the identity.
 
     `compute_dtype="bfloat16"`: the conditioner MLPs (nearly all the FLOPs) compute in bfloat16
     with float32 parameters; their outputs, the transformers, log-determinants and log p stay
@@ -220,7 +259,9 @@ def coupling_flow(
     def init_one(key):
         return net.init(key, jnp.zeros((in_features, 1)))["params"]
 
-    def layer(p, context=None) -> distrax.Bijector:
+    def layer(p, context=None, box=tail_bound) -> distrax.Bijector:
+        transform = spline_transformer(box) if transformer == "spline" else make_transformer
+
         def conditioner(x1):
             # (..., split) -> (per_dim, ..., d2): the MLP runs feature-major (see `nn.mlp`); for 2-D
             # data both transposes are free reshapes
@@ -229,9 +270,27 @@ def coupling_flow(
             out = out.reshape(per_dim, d2, -1)
             return jnp.swapaxes(out, 1, 2).reshape(per_dim, *batch, d2)
 
-        return distrax.SplitCoupling(split, event_ndims=1, conditioner=conditioner, bijector=make_transformer)
+        return distrax.SplitCoupling(split, event_ndims=1, conditioner=conditioner, bijector=transform)
 
-    init, bijector = stacked_layers(num_layers, layer, init_one, scan_layers, unroll_layers)
+    perms = mixing_permutations(event_dim, num_layers)
+    init_layers, _ = stacked_layers(num_layers, layer, init_one, scan_layers, unroll_layers, perms)
+
+    def init(key, x):
+        params = init_layers(key, x)
+        if fit_tail_bound and transformer == "spline":
+            x = x["x"] if isinstance(x, dict) else x
+            params["spline_box"] = jnp.maximum(
+                tail_bound, 1.2 * jnp.max(jnp.abs(jnp.asarray(x, jnp.float32)))
+            )
+        return params
+
+    def bijector(params, context=None):
+        box = params.get("spline_box", tail_bound)
+        at_box = lambda p, c=None: layer(p, c, box)
+        return stacked_layers(num_layers, at_box, init_one, scan_layers, unroll_layers, perms)[1](
+            params, context
+        )
+
     info = dict(
         family="flow",
         architecture=f"{transformer} coupling x{num_layers}, MLP {list(hidden)} {activation}",
@@ -281,8 +340,11 @@ def nsf(
     name: str = "nsf",
     compute_dtype: str = "float32",
     context_dim: int | None = None,
+    fit_tail_bound: bool = True,
 ) -> Model:
-    """Neural spline flow: rational-quadratic spline coupling layers (conditional with `context_dim`)."""
+    """Neural spline flow: rational-quadratic spline coupling layers (conditional with `context_dim`).
+    The splines act on [-B, B] (identity outside), B = tail_bound, or with `fit_tail_bound` the larger
+    of it and 1.2 max |x| of the (standardized) init examples: heavy tails stay inside the box."""
     return coupling_flow(
         event_dim,
         num_layers,
@@ -296,6 +358,7 @@ def nsf(
         name=name,
         compute_dtype=compute_dtype,
         context_dim=context_dim,
+        fit_tail_bound=fit_tail_bound,
     )
 
 
