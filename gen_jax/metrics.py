@@ -17,8 +17,11 @@ def _median_heuristic(x: np.ndarray, y: np.ndarray, n: int = 2000, seed: int = 0
             y[rng.choice(len(y), min(n, len(y)), replace=False)],
         ]
     )
-    d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
-    return float(np.sqrt(np.median(d2[np.triu_indices(len(z), 1)]) / 2))
+    d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)[np.triu_indices(len(z), 1)]
+    med = np.median(d2)
+    if med <= 0:  # most pairs coincide (discrete data): the median of the nonzero distances, else 1
+        med = np.median(d2[d2 > 0]) if np.any(d2 > 0) else 2.0
+    return float(np.sqrt(med / 2))
 
 
 @jax.jit

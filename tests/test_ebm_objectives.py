@@ -91,3 +91,14 @@ def test_binary_nce_learns_its_enumerated_log_z_and_cd_fits_like_exact_ml(bits):
     assert (
         nll["ebm_bin_nce"] < nll["ebm_exact_ml"] + 0.05 and nll["ebm_bin_cd"] < nll["ebm_exact_ml"] + 0.05
     ), nll
+
+
+def test_standardized_cd_model_trains_with_its_chains_in_the_inner_space():
+    """The default (standardized) contrastive-divergence model: its persistent chains start in the
+    standardized space the energy sees, and training runs with them (the state has the chains)."""
+    x = (np.random.default_rng(0).normal(size=(2000, 2)) * SD * 100 + MEAN * 1000).astype(np.float32)
+    model = make_model("ebm_cd", 2, hidden=(16,), cd_chains=32, cd_steps=3)
+    cfg = TrainConfig(steps=20, batch_size=64, progress=False, steps_per_dispatch=10)
+    res = train(model, x, cfg)
+    chains = np.asarray(res.state.aux)
+    assert chains.shape == (32, 2) and np.abs(chains).max() < 20.0  # standardized units, not raw

@@ -186,12 +186,12 @@ def standardized(model: Model, mode: str = "diagonal") -> Model:
         name: est.__class__(est.kind, _wrap_log_prob(est.log_prob, conditional), est.grid_n)
         for name, est in model.estimators.items()
     }
-    aux = model.aux_state
-    if aux is not None:  # state carried between steps (persistent chains) lives in the inner space
+    aux, inner_aux = None, model.aux_state
+    if inner_aux is not None:  # state carried between steps (persistent chains) lives in the inner space
 
         def aux_init(key, params, batch):
             z, _ = forward(params["standardize"], jnp.asarray(split(batch)[0], jnp.float32))
-            return aux.init(key, params["model"], z)
+            return inner_aux.init(key, params["model"], z)
 
         aux = AuxState(aux_init)
     groups = model.update_groups
