@@ -23,6 +23,10 @@ def _fmt_seconds(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _plural(unit: str) -> str:
+    return unit + ("es" if unit.endswith(("ch", "sh", "s", "x")) else "s")
+
+
 class Progress:
     """A tqdm bar on a terminal, else a line every `every_s` seconds; `log_file` gets the lines too.
 
@@ -60,7 +64,7 @@ class Progress:
                 delay=quiet_s,
             )
         if self.shown:
-            self._line(f"start ({initial}/{total} {unit}s done)")
+            self._line(f"start ({initial}/{total} {_plural(unit)} done)")
 
     def update(self, n: int, **postfix) -> None:
         """Advance by n; report `postfix` (floats are shown with 4 significant digits)."""
@@ -79,7 +83,7 @@ class Progress:
             left = (self.total - self.n) / rate if rate > 0 else math.inf
             pct = 100.0 * self.n / max(self.total, 1)
             self._line(
-                f"{self.n}/{self.total} {self.unit}s ({pct:.0f}%), {rate:.3g}/s, {_fmt_seconds(left)} left"
+                f"{self.n}/{self.total} {_plural(self.unit)} ({pct:.0f}%), {rate:.3g}/s, {_fmt_seconds(left)} left"
                 + (f", {text}" if text else "")
             )
 
@@ -99,5 +103,5 @@ class Progress:
             return
         self._line(
             text
-            or f"done, {self.n}/{self.total} {self.unit}s in {_fmt_seconds(time.perf_counter() - self.t0)}"
+            or f"done, {self.n}/{self.total} {_plural(self.unit)} in {_fmt_seconds(time.perf_counter() - self.t0)}"
         )
