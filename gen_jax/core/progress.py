@@ -83,8 +83,8 @@ class Progress:
             left = (self.total - self.n) / rate if rate > 0 else math.inf
             pct = 100.0 * self.n / max(self.total, 1)
             self._line(
-                f"{self.n}/{self.total} {_plural(self.unit)} ({pct:.0f}%), {rate:.3g}/s, {_fmt_seconds(left)} left"
-                + (f", {text}" if text else "")
+                f"{self.n}/{self.total} {_plural(self.unit)} ({pct:.0f}%), {rate:.3g}/s, "
+                f"{_fmt_seconds(left)} left" + (f", {text}" if text else "")
             )
 
     def _line(self, text: str) -> None:
@@ -103,5 +103,6 @@ class Progress:
             return
         self._line(
             text
-            or f"done, {self.n}/{self.total} {_plural(self.unit)} in {_fmt_seconds(time.perf_counter() - self.t0)}"
+            or f"done, {self.n}/{self.total} {_plural(self.unit)} in "
+            f"{_fmt_seconds(time.perf_counter() - self.t0)}"
         )
