@@ -45,6 +45,7 @@ KEYS = (
     "log_z_is",
     "log_z_is_se",
     "log_z_is_ess",
+    "log_z_learned",
     "n_eval",
     "minus_own_bpd",
     "minus_own_bpd_se",

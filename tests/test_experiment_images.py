@@ -44,6 +44,8 @@ EXPECTED = {
         "diffusion/ode_tol0.1_iw2": "estimate",
     },
     "ebm_dsm_ladder": {"ebm_dsm_ladder": "estimate"},
+    "ebm_flow": {"ebm_flow": "estimate", "ebm_flow/base": "lower_bound"},
+    "ebm_cd": {"ebm_cd": "estimate"},
 }
 
 
@@ -82,6 +84,11 @@ def test_images_smoke(model, tmp_path, monkeypatch):
         b = cfg.setup.model_options["ebm_dsm_ladder"]["correction_bound"]
         assert np.allclose(np.diff(r["test_bpd_bracket"]), 2 * b / (784 * np.log(2)), rtol=1e-4)
         assert "importance sampling" in (tmp_path / "out" / "results.md").read_text().lower()
+    if model == "ebm_flow":  # log Z from the Glow base: IS, AIS, the learned claim, the certain bracket
+        r = saved[0]
+        assert r["log_z_is_ess"] > 0 and r["log_z_ais_ess"] > 0 and -50 < r["log_z_is"] < 50
+        assert r["test_bpd_bracket"][0] < r["test_bpd_bracket"][1]
+        assert "its flow" in (tmp_path / "out" / "results.md").read_text()
     if model == "pixel_cat":  # make eval CKPT=...: the saved checkpoint alone gives the same numbers
         (run_dir,) = (tmp_path / "out" / "runs" / "fashion_mnist").glob("pixel_cat-*")
         cfg2 = resolve(PRESETS["smoke"], [f"setup.data_dir={cfg.setup.data_dir}", "eval.seed=0"])

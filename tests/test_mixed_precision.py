@@ -40,7 +40,7 @@ def test_bf16_training_matches_float32_nll_on_moons():
     assert abs(nll["bfloat16"] - nll["float32"]) <= 0.02, nll
 
 
-IMAGE_DTYPE_MODELS = ["pixelcnn", "vae", "glow", "diffusion", "gan", "ebm_dsm_ladder"]
+IMAGE_DTYPE_MODELS = ["pixelcnn", "vae", "glow", "diffusion", "gan", "ebm_dsm_ladder", "ebm_flow"]
 IMAGE_OPTIONS = {  # the families whose tiny registry case is a vector model, at image size
     "diffusion": dict(data="8bit", unet_channels=(4,), unet_attention=False, elbo_samples=1),
     "gan": dict(channels=4, latent_dim=4),

@@ -24,6 +24,15 @@ CASES = {
     "gmm": (VECTOR, dict(num_components=3, em_iters=5), "real"),
     "pixel_cat": (IMAGE, {}, "8bit"),
     "glow": (IMAGE, dict(num_levels=2, steps_per_level=1, channels=4), "8bit"),
+    "ebm_flow": (
+        IMAGE,
+        dict(
+            base_options=dict(num_levels=2, steps_per_level=1, channels=4),
+            conv_features=(4,),
+            sir_candidates=4,
+        ),
+        "8bit",
+    ),
     "pixelcnn": (
         IMAGE,
         dict(channels=4, num_layers=1, first_kernel=3, head_hidden=4, num_mixtures=1),

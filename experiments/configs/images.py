@@ -29,7 +29,7 @@ class ImagesConfig:
     eval_run: str | None = None  # evaluate only this saved run directory (make eval CKPT=...)
 
 
-MODELS = ("pixel_cat", "pixelcnn", "glow", "vae", "gan", "diffusion", "ebm_dsm_ladder")
+MODELS = ("pixel_cat", "pixelcnn", "glow", "vae", "gan", "diffusion", "ebm_dsm_ladder", "ebm_flow", "ebm_cd")
 GAN_TRAIN = dict(lr=2e-4, b1=0.5, warmup_steps=0, schedule="constant", checkpoint_every=500)
 
 # Diffusion: the VDM-style continuous-time model with a U-Net; on CPU it runs on 2x2 patches (14x14x4,
@@ -64,6 +64,29 @@ EBM_CPU = dict(
     sample_step_scale=0.1,
 )
 
+# Energy model on a normalized base: Glow (the same architecture as "glow") times exp(-B tanh(f / B)),
+# the Glow by maximum likelihood and f with its log Z by NCE against the Glow's own samples, jointly.
+# log Z = log E_q[exp(-B tanh(f / B))]: importance sampling from the Glow beside AIS from it.
+GLOW_CPU = dict(num_levels=2, steps_per_level=4, channels=32, num_blocks=1)
+EBM_FLOW_CPU = dict(
+    base_options=GLOW_CPU, conv_features=(32, 64, 64), correction_bound=50.0, sir_candidates=16
+)
+# A pure energy model trained by contrastive divergence: the energy of "ebm_dsm_ladder" (a Gaussian
+# plus a bounded conv correction on the logit scale) with persistent Langevin chains, 10 steps each
+# optimizer step; the Gaussian smoothed at 0.3 logit units keeps the preconditioned steps stable.
+EBM_CD_CPU = dict(
+    conv_features=(32, 64, 64),
+    logit_alpha=1e-4,
+    quadratic="gaussian",
+    correction_bound=50.0,
+    sigma=0.3,
+    cd_chains=64,
+    cd_steps=10,
+    cd_step_size=0.004,
+    sample_temps=50,
+    sample_rejuvenation=2,
+)
+
 CPU = ImagesConfig(
     setup=ImageSetup(
         models=MODELS,
@@ -92,14 +115,33 @@ CPU = ImagesConfig(
                 checkpoint_every=1000,
                 init_examples=60_000,
             ),
+            "ebm_flow": dict(
+                steps=3500,
+                batch_size=32,
+                lr=1e-3,
+                warmup_steps=200,
+                checkpoint_every=500,
+                time_limit_s=15 * 60,
+            ),
+            "ebm_cd": dict(
+                steps=800,
+                batch_size=64,
+                lr=1e-3,
+                warmup_steps=100,
+                checkpoint_every=200,
+                init_examples=60_000,
+                time_limit_s=8 * 60,
+            ),
         },
         model_options={
             "pixelcnn": dict(channels=32, num_layers=6, first_kernel=5, head_hidden=64, num_mixtures=5),
-            "glow": dict(num_levels=2, steps_per_level=4, channels=32, num_blocks=1),
+            "glow": GLOW_CPU,
             "vae": dict(latent_dim=32, encoder_channels=(32, 64), decoder_channels=(64, 32), dense_width=256),
             "gan": dict(channels=16, latent_dim=64, penalty="r1", penalty_weight=1.0),
             "diffusion": DIFFUSION_CPU,
             "ebm_dsm_ladder": EBM_CPU,
+            "ebm_flow": EBM_FLOW_CPU,
+            "ebm_cd": EBM_CD_CPU,
         },
     ),
     eval=ImageEval(
@@ -129,12 +171,19 @@ CPU = ImagesConfig(
     quality=QualityConfig(
         num_samples=5000,
         # slow samplers draw fewer (pixel by pixel; 250 U-Net steps; 500 Langevin steps per sample)
-        num_samples_by_model={"pixelcnn": 1000, "diffusion": 300, "ebm_dsm_ladder": 1000},
+        num_samples_by_model={
+            "pixelcnn": 1000,
+            "diffusion": 300,
+            "ebm_dsm_ladder": 1000,
+            "ebm_flow": 1000,
+            "ebm_cd": 1000,
+        },
         n_val=1000,
         n_test=2000,
     ),
 )
 
+GLOW_FULL = dict(num_levels=2, steps_per_level=16, channels=256, num_blocks=2)
 FULL = ImagesConfig(
     setup=dataclasses.replace(
         CPU.setup,
@@ -154,16 +203,19 @@ FULL = ImagesConfig(
             "gan": dict(steps=50_000, batch_size=128, **GAN_TRAIN),
             "diffusion": dict(lr=2e-4, ema_decay=0.9999),
             "ebm_dsm_ladder": dict(init_examples=60_000),
+            "ebm_cd": dict(init_examples=60_000),
         },
         model_options={
             "pixelcnn": dict(channels=128, num_layers=15, first_kernel=7, head_hidden=256, num_mixtures=10),
-            "glow": dict(num_levels=2, steps_per_level=16, channels=256, num_blocks=2),
+            "glow": GLOW_FULL,
             "vae": dict(
                 latent_dim=64, encoder_channels=(64, 128), decoder_channels=(128, 64), dense_width=512
             ),
             "gan": dict(channels=64, latent_dim=64, penalty="r1", penalty_weight=1.0),
             "diffusion": dict(data="8bit", unet_channels=(128, 256, 256), unet_res_blocks=2, elbo_samples=16),
             "ebm_dsm_ladder": dict(EBM_CPU, conv_features=(64, 128, 256)),
+            "ebm_flow": dict(EBM_FLOW_CPU, base_options=GLOW_FULL, conv_features=(64, 128, 256)),
+            "ebm_cd": dict(EBM_CD_CPU, conv_features=(64, 128, 256)),
         },
     ),
     eval=dataclasses.replace(
@@ -178,7 +230,7 @@ FULL = ImagesConfig(
 
 SMOKE = ImagesConfig(
     setup=ImageSetup(
-        models=("pixel_cat", "pixelcnn", "glow", "vae", "gan", "diffusion", "ebm_dsm_ladder"),
+        models=MODELS,
         train=TrainConfig(
             steps=1, batch_size=4, steps_per_dispatch=1, checkpoint_every=1, progress=False, eval_size=8
         ),
@@ -204,6 +256,21 @@ SMOKE = ImagesConfig(
                 sample_steps=2,
                 ode_rtol=1e-1,
                 ode_atol=1e-1,
+            ),
+            "ebm_flow": dict(
+                base_options=dict(num_levels=1, steps_per_level=1, channels=4, learn_prior=False),
+                conv_features=(4,),
+                sir_candidates=2,
+            ),
+            "ebm_cd": dict(
+                conv_features=(4,),
+                logit_alpha=1e-4,
+                quadratic="gaussian",
+                correction_bound=50.0,
+                cd_chains=4,
+                cd_steps=2,
+                sample_temps=3,
+                sample_rejuvenation=1,
             ),
             "ebm_dsm_ladder": dict(
                 conv_features=(4,),

@@ -38,7 +38,7 @@ class OODConfig:
 PRESETS: dict[str, OODConfig] = {
     "cpu": OODConfig(
         setup=CPU.setup,
-        models=("pixel_cat", "pixelcnn", "glow", "vae", "diffusion", "ebm_dsm_ladder"),
+        models=("pixel_cat", "pixelcnn", "glow", "vae", "diffusion", "ebm_dsm_ladder", "ebm_flow", "ebm_cd"),
         eval_batch=CPU.eval.eval_batch,
         # half the PixelCNN's steps of `make images`, and a little weight decay (Ren et al. used L2)
         background_train={"pixelcnn": dict(steps=1000, weight_decay=1e-2, checkpoint_every=500)},

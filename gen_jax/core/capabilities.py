@@ -11,6 +11,8 @@ Each capability states an invariant that the registry's contract test checks.
   energy trained by denoising): AIS can anneal along it.
 - `GaussianTerm`: the log-density is a normalized Gaussian plus a correction; AIS whitens with it
   and importance sampling draws from it.
+- `NormalizedBase`: the log-density is a normalized base q with exact samples (a flow) plus a
+  correction: AIS starts from q and importance sampling draws from it.
 - `BoundedCorrection`: that correction is bounded by B, so log Z lies in (-B, B) for certain.
 - `BinarySupport`: examples are binary vectors; log Z by enumeration for short ones, Gibbs moves.
 - `Dequantized`: `log_prob` is ONE uniform dequantization draw of a continuous density scored on
@@ -77,9 +79,20 @@ class GaussianTerm(Capability):
 
 
 @dataclasses.dataclass(frozen=True)
+class NormalizedBase(Capability):
+    """The log-density is log q(y) plus a correction, q normalized with exact samples (a flow).
+
+    sample(params, key, n) -> n draws of y (n, *event_shape); log_prob(params, y) -> log q (n,).
+    """
+
+    sample: Callable[..., Array]
+    log_prob: Callable[..., Array]
+
+
+@dataclasses.dataclass(frozen=True)
 class BoundedCorrection(Capability):
-    """log_density = (normalized `GaussianTerm`) + c(y) with |c| < bound everywhere: log Z lies in
-    (-bound, bound) whatever the network learned."""
+    """log_density = (normalized `GaussianTerm` or `NormalizedBase`) + c(y) with |c| < bound
+    everywhere: log Z lies in (-bound, bound) whatever the network learned."""
 
     bound: float
 

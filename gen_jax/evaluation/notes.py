@@ -80,15 +80,18 @@ def energy_note(row: dict) -> str:
             )
         )
         text += (
-            "Importance sampling from the model's own Gaussian (independent of AIS): log Z "
+            "Importance sampling from the model's own normalized term (its Gaussian or its flow; "
+            "independent of AIS): log Z "
             f"{row['log_z_is']:.1f} ± {row['log_z_is_se']:.1f} (ESS {row['log_z_is_ess']:.1f}); the two "
             f"{agree} ({diff:+.1f}). "
         )
+    if row.get("log_z_learned") is not None:
+        text += f"The log Z it learned (NCE) is {row['log_z_learned']:.1f}: a claim, not the normalizer. "
     if row.get("test_bpd_bracket"):
         lo, hi = row["test_bpd_bracket"]
         b = row["log_z_bracket"][1]
         text += (
-            f"The network's term is bounded (|f| < {b:g}) on a normalized Gaussian, so log Z lies in "
+            f"The network's term is bounded (|f| < {b:g}) on a normalized density, so log Z lies in "
             f"({-b:g}, {b:g}) and the bits/dim in **[{lo:.3f}, {hi:.3f}]** whatever the estimators missed."
         )
     return text + "\n"

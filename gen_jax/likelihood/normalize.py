@@ -7,13 +7,15 @@
 Dispatches only on the model's kind and capabilities, never on its family:
 - every `Kind.UNNORMALIZED` model gets a forward AIS estimate (`gen_jax.likelihood.ais`) of the
   integral of its density in the space that density is written in (`ContinuousSpace`; the data
-  space otherwise). Real support: chains in the coordinates that whiten a Gaussian: the model's own
+  space otherwise). A model on a normalized base (`NormalizedBase`, a flow): chains start from the
+  base's exact samples and anneal q^(1 - b) (q e^-c)^b = q e^(-b c). Real support otherwise: chains
+  in the coordinates that whiten a Gaussian: the model's own
   (`GaussianTerm`: y = m + U (s * w)), else the reference's mean and per-coordinate scale (one
   scale for all pixels of an image), from N(0, base_scale^2 I), with MALA/HMC moves. A model with a
   `NoisePath` may be annealed along it instead (`AISConfig.path`). `BinarySupport`: an
   independent-Bernoulli base and Gibbs moves.
-- importance sampling (`is_samples` > 0): log Z = log E_r[p~(y) / r(y)] with r the model's own
-  Gaussian (or the whitening Gaussian above, widened by base_scale): an estimator independent of
+- importance sampling (`is_samples` > 0): log Z = log E_r[p~(y) / r(y)] with r the model's base or
+  own Gaussian (or the whitening Gaussian above, widened by base_scale): an estimator independent of
   AIS (no Markov chain), reported with its ESS, to hold AIS against;
 - a model that learned its own log Z (`LearnedLogZ`, noise-contrastive estimation) has it reported
   as `log_z_learned` beside the estimates (a claim to check, never the normalizer);
@@ -45,6 +47,7 @@ from gen_jax.core.capabilities import (
     GaussianTerm,
     LearnedLogZ,
     NoisePath,
+    NormalizedBase,
     PartitionFunction,
 )
 from gen_jax.likelihood.ais import AISConfig, AISResult, ais, log_mean_exp_se
@@ -138,6 +141,12 @@ def target(model: Model, params, reference, key, cfg: NormalizeConfig) -> Whiten
             return Whitened(data_log_f, lambda x: x, 0.0, base, transition="gibbs")
         identity = lambda p, x, k: (x, jnp.zeros(x.shape[:1]))
         space = ContinuousSpace(identity, lambda p, y, sigma=None: data_log_f(y))
+    flow = model.get(NormalizedBase)
+    if flow is not None:  # AIS from the base itself, which importance sampling draws from
+        log_q = lambda y: flow.log_prob(params, y[None])[0]
+        base = Base(log_q, lambda k, n: flow.sample(params, k, n), "flow")
+        log_f = lambda y: space.log_density(params, y)
+        return Whitened(log_f, lambda y: y, 0.0, base, None, cfg.ais.transition)
     gauss = model.get(GaussianTerm)
     if gauss is not None:
         return _in_model_gaussian(model, params, space, gauss, path, cfg)
