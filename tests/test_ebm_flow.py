@@ -83,3 +83,20 @@ def test_nce_loss_is_minimised_at_the_true_log_z():
         assert abs(grid[int(np.argmin(losses))]) <= 0.03, (ratio, grid[int(np.argmin(losses))])
         # and it is a real minimum: off by 0.3 costs more than the sampling noise
         assert min(losses[0], losses[-1]) - min(losses) > 1e-3
+
+
+def test_tempered_path_is_the_geometric_path():
+    """AIS's path for a model on a normalized base, base x exp(b c), is base^(1 - b) (base e^c)^b."""
+    from gen_jax.likelihood.normalize import target
+    from gen_jax.sampling.anneal import geometric_path, tempered_path
+
+    model, params, x = build("ebm_flow")
+    params = _with_output(params, 30.0, 0.0)
+    t = target(model, params, x, jax.random.key(0), CFG)
+    betas = np.array([0.0, 0.3, 1.0], np.float32)
+    ours, geometric = tempered_path(t.base, t.correction, betas), geometric_path(t.log_density, t.base, betas)
+    v = t.base.sample(jax.random.key(2), 3)
+    for theta in betas[:, None]:
+        a = jax.vmap(lambda vi, th=theta: ours.log_density(vi, th))(v)
+        b = jax.vmap(lambda vi, th=theta: geometric.log_density(vi, th))(v)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)

@@ -82,11 +82,13 @@ class GaussianTerm(Capability):
 class NormalizedBase(Capability):
     """The log-density is log q(y) plus a correction, q normalized with exact samples (a flow).
 
-    sample(params, key, n) -> n draws of y (n, *event_shape); log_prob(params, y) -> log q (n,).
+    sample(params, key, n) -> n draws of y (n, *event_shape); log_prob(params, y) -> log q (n,);
+    log_correction(params, y) -> the log-density minus log q at ONE y (AIS tempers only this term).
     """
 
     sample: Callable[..., Array]
     log_prob: Callable[..., Array]
+    log_correction: Callable[..., Array]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 from gen_jax.core import ConfigError, Kind, nats_to_bits_per_dim, num_params
 from gen_jax.data.images import IMAGE_SHAPE, ImageData, load_images
 from gen_jax.evaluation.config import config_hash
-from gen_jax.evaluation.rows import evaluate_view
+from gen_jax.evaluation.rows import UNTRUSTED, evaluate_view
 from gen_jax.evaluation.runs import Run, RunSpec, evaluation_cache, make_spec, train_or_reuse
 from gen_jax.evaluation.views import model_views
 from gen_jax.likelihood.ais import AISConfig
@@ -128,6 +128,7 @@ def evaluate_image_run(run: Run, test: np.ndarray, reference: np.ndarray, ev: Im
     _check_view_keys(ev, run.spec.model, [name for name, _ in views])
     rows, progress = [], Progress(len(views), f"{run.spec.model}: evaluate", unit="view")
     per_view = {}  # view name -> per-image NLL: each view is paired with the ones before it
+    z_se = {}  # view name -> the standard error of its log Z (bits/dim), 0 for normalized views
     for i, (name, view) in enumerate(views):
         t0 = time.perf_counter()
         n = ev.eval_examples.get(name, len(test))
@@ -145,8 +146,13 @@ def evaluate_image_run(run: Run, test: np.ndarray, reference: np.ndarray, ev: Im
             normalize_key=jax.random.fold_in(key, 1000),
         )
         if per is not None:
-            row["paired"] = {other: paired_difference(per, nll) for other, nll in per_view.items()}
-            if per_view:
+            z_se[name] = float(nats_to_bits_per_dim(normalized.log_prob_se or 0.0, D))  # common to all images
+            row["paired"] = {
+                other: paired_difference(per, nll, math.hypot(z_se[name], z_se[other]))
+                for other, nll in per_view.items()
+            }
+            own_trusted = not rows or rows[0].get("trust") not in UNTRUSTED  # its log Z is a number
+            if per_view and own_trusted:
                 own = row["paired"][views[0][0]] if views[0][0] in per_view else {}
                 row.update(minus_own_bpd=own.get("bpd"), minus_own_bpd_se=own.get("se"))
             per_view[name] = per
@@ -176,13 +182,14 @@ def _check_view_keys(ev: ImageEval, model: str, names: list[str]) -> None:
                 raise ConfigError(f"eval.{field}: {key!r} is not a view of {model}; its views: {names}")
 
 
-def paired_difference(per_nll: np.ndarray, other_nll: np.ndarray) -> dict:
+def paired_difference(per_nll: np.ndarray, other_nll: np.ndarray, shift_se: float = 0.0) -> dict:
     """One view against another on the same test images (the first n both scored): the mean paired
     difference of their NLLs in bits/dim (negative: this view gives the higher log p), its standard
-    error and n."""
+    error and n. `shift_se`: the standard error of a shift common to every image (the log Z of an
+    energy model's view, in bits/dim), added in quadrature."""
     n = min(len(per_nll), len(other_nll))
     d = np.asarray(nats_to_bits_per_dim(np.asarray(per_nll[:n]) - np.asarray(other_nll[:n]), D))
-    se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    se = float(np.hypot(d.std(ddof=1) / np.sqrt(n), shift_se)) if n > 1 else float("nan")
     return {"bpd": float(d.mean()), "se": se, "n": int(n)}
 
 

@@ -53,7 +53,7 @@ from gen_jax.core.capabilities import (
 from gen_jax.likelihood.ais import AISConfig, AISResult, ais, log_mean_exp_se
 from gen_jax.likelihood.enumerate import MAX_BITS, enumerate_log_z
 from gen_jax.likelihood.grid import log_integrate_2d, widened
-from gen_jax.sampling.anneal import Base, bernoulli_base, gaussian_base, noise_path
+from gen_jax.sampling.anneal import Base, bernoulli_base, gaussian_base, noise_path, schedule, tempered_path
 
 LOG_Z_KEYS = (
     "log_z_grid",
@@ -119,6 +119,7 @@ class Whitened:
     base: Base
     at: object = None
     transition: str = "mala"
+    correction: object = None  # log_density - base.log_prob, when the base is the model's own term
 
 
 def _reference_scale(reference: np.ndarray) -> np.ndarray:
@@ -146,7 +147,8 @@ def target(model: Model, params, reference, key, cfg: NormalizeConfig) -> Whiten
         log_q = lambda y: flow.log_prob(params, y[None])[0]
         base = Base(log_q, lambda k, n: flow.sample(params, k, n), "flow")
         log_f = lambda y: space.log_density(params, y)
-        return Whitened(log_f, lambda y: y, 0.0, base, None, cfg.ais.transition)
+        tempered = lambda y: flow.log_correction(params, y)
+        return Whitened(log_f, lambda y: y, 0.0, base, None, cfg.ais.transition, tempered)
     gauss = model.get(GaussianTerm)
     if gauss is not None:
         return _in_model_gaussian(model, params, space, gauss, path, cfg)
@@ -197,6 +199,8 @@ def ais_log_z(
     if t.at is not None:
         p = model.get(NoisePath)
         path = noise_path(t.at, t.base, p.sigma_max, p.sigma_min, k, a.bridge_fraction, a.schedule)
+    elif t.correction is not None:  # base x correction^b: the same path, the base evaluated once
+        path = tempered_path(t.base, t.correction, schedule(k, a.schedule))
     res = ais(
         t.log_density,
         t.base,

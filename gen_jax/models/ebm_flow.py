@@ -73,8 +73,13 @@ class FlowEnergy:
         return self.base.internals["arch"].logit
 
     def density_v(self, params) -> distrax.Distribution:
-        """The base's density of ONE v (H, W, C) on the logit scale."""
-        return distrax.Transformed(self.base.internals["distribution"](params["base"]), self.logit)
+        """The base's density of ONE v (H, W, C) on the logit scale: the Glow without its logit
+        transform (sampled and scored in v directly, never through y in (0, 1), where float32's
+        sigmoid rounds to 1 for v > 16.6 and the logit of that is infinite)."""
+        arch = self.base.internals["arch"]
+        to_z = arch.encoder(params["base"]).bijectors[0]  # the encoder is Chain([flow, logit])
+        normal = distrax.MultivariateNormalDiag(jnp.zeros(self.num_dims), jnp.ones(self.num_dims))
+        return distrax.Transformed(normal, distrax.Inverse(to_z))
 
     def correction(self, params, v):  # (n, H, W, C) -> (n,), in (-B, B)
         f = self.apply({"params": params["f"]}, v, jnp.zeros(v.shape[:1]))
@@ -86,6 +91,9 @@ class FlowEnergy:
 
     def log_density(self, params, v, sigma=None):
         return self.density_v(params).log_prob(v) - self.correction(params, v[None])[0]
+
+    def log_correction(self, params, v):  # ONE v: log p~(v) - log q(v)
+        return -self.correction(params, v[None])[0]
 
     def base_sample(self, params, key, n):
         return jax.vmap(lambda k: self.density_v(params).sample(seed=k))(jax.random.split(key, n))
@@ -191,7 +199,7 @@ def ebm_flow(
         estimators={"base": base_view},
         capabilities=(
             ContinuousSpace(fe.to_continuous, fe.log_density),
-            NormalizedBase(fe.base_sample, fe.base_log_prob),
+            NormalizedBase(fe.base_sample, fe.base_log_prob, fe.log_correction),
             BoundedCorrection(b),
             LearnedLogZ(lambda params: params["log_z"]),
         ),
