@@ -56,3 +56,16 @@ def test_images_gan_and_quality_smoke(tmp_path, monkeypatch):
     for axis in ("parzen_bpd", "feature_distance"):  # real images beat an untrained GAN's on both axes
         assert by[quality.TRAINING_SET][axis] < by["gan"][axis]
     assert "NOT the Inception FID" in (out / "quality.md").read_text()
+
+
+def test_an_undetermined_log_z_is_no_truth():
+    """A view whose log Z is undetermined gives its bracket, not its point estimate; another trusted
+    view of the same model (a flow base's bound) is used instead when there is one."""
+    from gen_jax.evaluation.quality import true_bpd
+
+    ebm = dict(model="e", likelihood_kind="estimate", test_bpd=3.68, test_bpd_se=0.01, trust="undetermined")
+    ebm["test_bpd_bracket"] = [3.595, 3.779]
+    assert true_bpd([ebm], "e") == (None, None, "undetermined, bracket [3.595, 3.779]")
+    base = dict(model="e/base", likelihood_kind="lower_bound", test_bpd=3.706, test_bpd_se=0.009, trust=None)
+    assert true_bpd([ebm, base], "e") == (3.706, 0.009, "lower_bound")
+    assert true_bpd([dict(ebm, trust=None)], "e") == (3.68, 0.01, "estimate")

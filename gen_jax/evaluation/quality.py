@@ -201,9 +201,15 @@ def true_bpd(rows: list[dict], name: str) -> tuple[float | None, float | None, s
     """The model's own test bits/dim: its exact view when it has one, else the lowest of its views
     with a normalized number (a bound or an estimate: shown, never counted as truth)."""
     from gen_jax.evaluation.images import best_row
+    from gen_jax.evaluation.rows import UNTRUSTED
 
-    best = best_row(rows, name, exact_only=True) or best_row(rows, name)
+    trusted = [r for r in rows if r.get("trust") not in UNTRUSTED]  # an undetermined log Z is no number
+    best = best_row(trusted, name, exact_only=True) or best_row(trusted, name)
     if best is None:
+        untrusted = [r for r in rows if r["model"] == name and r.get("test_bpd_bracket")]
+        if untrusted:
+            lo, hi = untrusted[0]["test_bpd_bracket"]
+            return None, None, f"undetermined, bracket [{lo:.3f}, {hi:.3f}]"
         return None, None, str(Kind.NONE)
     return best["test_bpd"], best["test_bpd_se"], best["likelihood_kind"]
 
@@ -282,7 +288,9 @@ def report(
 
 def _display(r: dict) -> dict:
     t = r["true_bpd"]
-    if t is None:
+    if t is None and r["true_nll_kind"].startswith("undetermined"):
+        true_str = r["true_nll_kind"]
+    elif t is None:
         true_str = "none (no density)"
     elif math.isinf(t):
         true_str = "+inf (no density)"
