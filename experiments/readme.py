@@ -59,7 +59,7 @@ def contrast_headline(root: Path) -> str | None:
     if not rows:
         return None
     lines = [
-        "| dataset | truth NLL | best flow | NLL | best energy model | NLL | its log Z: AIS / grid |",
+        "| dataset | truth NLL | best exact model | NLL | best energy model | NLL | its log Z: AIS / grid |",
         "|---|---|---|---|---|---|---|",
     ]
     for ds in dict.fromkeys(r["dataset"] for r in rows):
