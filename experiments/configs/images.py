@@ -228,6 +228,8 @@ FULL = ImagesConfig(
     out="results/images_full",
 )
 
+# the energy of both smoke energy models: a tiny conv correction on the logit scale's Gaussian
+SMOKE_ENERGY = dict(conv_features=(4,), logit_alpha=1e-4, quadratic="gaussian", correction_bound=50.0)
 SMOKE = ImagesConfig(
     setup=ImageSetup(
         models=MODELS,
@@ -262,21 +264,9 @@ SMOKE = ImagesConfig(
                 conv_features=(4,),
                 sir_candidates=2,
             ),
-            "ebm_cd": dict(
-                conv_features=(4,),
-                logit_alpha=1e-4,
-                quadratic="gaussian",
-                correction_bound=50.0,
-                cd_chains=4,
-                cd_steps=2,
-                sample_temps=3,
-                sample_rejuvenation=1,
-            ),
+            "ebm_cd": dict(SMOKE_ENERGY, cd_chains=4, cd_steps=2, sample_temps=3, sample_rejuvenation=1),
             "ebm_dsm_ladder": dict(
-                conv_features=(4,),
-                logit_alpha=1e-4,
-                quadratic="gaussian",
-                correction_bound=50.0,
+                SMOKE_ENERGY,
                 sigma=0.01,
                 sigma_max=3.0,
                 num_sigmas=3,
