@@ -70,6 +70,7 @@ LOG_Z_COLUMNS = [
     ("log_z_reverse", "reverse AIS"),
     ("log_z_reverse_bound", "reverse mean (above)"),
     ("log_z_reverse_start", "reverse from"),
+    ("log_z_ais_moves", "AIS moves"),
 ]
 
 
@@ -84,9 +85,10 @@ def specs(cfg: BinaryConfig) -> dict[str, RunSpec]:
     data = dict(dataset=f"{cfg.dataset}_binary", binarization=cfg.binarization, n_train=cfg.n_train)
     data.update(threshold=cfg.threshold, seed=cfg.seed)
     variants = {m: (m, cfg.model_options[m]) for m in cfg.models}
-    for m, check in cfg.check_options.items():
+    for label, check in cfg.check_options.items():  # "rbm" -> rbm/check; "rbm/check_block" as it is
+        m = label.split("/")[0]
         options = resolve_model_options([m], {m: {**cfg.model_options.get(m, {}), **check}})[m]
-        variants[f"{m}/check"] = (m, options)
+        variants[label if "/" in label else f"{m}/check"] = (m, options)
     out = {}
     for label, (name, options) in variants.items():
         fields = {**dataclasses.asdict(cfg.train), **cfg.train_overrides.get(name, {}), "seed": cfg.seed}

@@ -12,10 +12,12 @@ from gen_jax.models.discrete import linear_log_z
 from gen_jax.models.rbm import (
     ais_log_z,
     base_rate_logits,
+    collapsed_sweep,
     exact_log_z,
     exact_samples,
     free_log_prob,
     gibbs_chain,
+    hidden_path_log_density,
     reverse_ais_log_z,
 )
 
@@ -45,17 +47,19 @@ def test_exact_samples_follow_the_enumerated_distribution():
     np.testing.assert_allclose(freq, p, atol=0.01)
 
 
-def test_ais_and_reverse_ais_bracket_the_exact_log_z():
+@pytest.mark.parametrize("collapsed_from", [1.0, 0.8])
+def test_ais_and_reverse_ais_bracket_the_exact_log_z(collapsed_from):
     """An RBM with 20 hidden units (2^20 hidden states enumerated) and strong weights (sd 1.5): forward
     AIS from the base rate within 0.05 nats of the exact log Z, and the reverse run from exact samples
     above it, the forward mean log weight below it (both single-chain bounds hold in expectation, with
-    a margin of their se)."""
+    a margin of their se). Block Gibbs throughout (collapsed_from = 1), or collapsed Gibbs on h with v
+    summed out from beta = 0.8 on: the switch between the two must not bias either direction."""
     params = _rbm_params(30, 20, 1.5, seed=3)
     truth = exact_log_z(params)
     samples = exact_samples(params, jax.random.key(0), 200)
     base = base_rate_logits(np.asarray(samples))
-    fwd = ais_log_z(params, base, jax.random.key(1), num_chains=200, num_temps=1000)
-    rev = reverse_ais_log_z(params, base, samples, jax.random.key(2), num_temps=1000)
+    fwd = ais_log_z(params, base, jax.random.key(1), 200, 1000, collapsed_from)
+    rev = reverse_ais_log_z(params, base, samples, jax.random.key(2), 1000, collapsed_from)
     assert abs(fwd.log_z - truth) < 0.05, (fwd.log_z, truth)
     assert abs(rev.log_z - truth) < 0.05, (rev.log_z, truth)
     assert fwd.log_z_bound <= truth + 3 * fwd.log_z_bound_se
@@ -75,6 +79,22 @@ def test_ais_with_too_few_temperatures_opens_the_bracket():
     rev = reverse_ais_log_z(params, base, samples, jax.random.key(2), num_temps=10)
     assert fwd.log_z_bound < truth - 0.15, (fwd.log_z_bound, truth)
     assert rev.log_z_bound > truth + 0.1, (rev.log_z_bound, truth)
+
+
+def test_collapsed_sweep_leaves_the_hidden_marginal_invariant():
+    """One single-site Gibbs sweep on h (v summed out) at beta = 0.6 of the base-rate path keeps h's
+    enumerated marginal f_beta(h) / Z_beta, from exact draws of it."""
+    params = _rbm_params(4, 3, 1.5, seed=4)
+    base = jnp.asarray([0.5, -1.0, 0.3, 2.0])
+    h = jnp.asarray(all_binary_states(3), jnp.float32)
+    p = np.asarray(jax.nn.softmax(hidden_path_log_density(params, base, h, h @ params["W"].T, 0.6)))
+    draws = h[jax.random.categorical(jax.random.key(7), jnp.log(jnp.asarray(p)), shape=(40_000,))]
+    after, wh = collapsed_sweep(params, base, draws, draws @ params["W"].T, jax.random.key(8), 0.6)
+    np.testing.assert_allclose(np.asarray(wh), np.asarray(after @ params["W"].T), atol=1e-5)
+    freq = np.bincount((np.asarray(after) @ np.array([4, 2, 1])).astype(int), minlength=8) / len(after)
+    np.testing.assert_allclose(freq, p, atol=0.01)
+    # the sweep moves: a chain does not keep its state (else invariance would be trivial)
+    assert np.mean(np.any(np.asarray(after) != np.asarray(draws), axis=1)) > 0.2
 
 
 def test_gibbs_chain_leaves_the_rbm_invariant():

@@ -164,6 +164,7 @@ class PartitionFunction(Capability):
     ais: Callable[..., Any] | None = None
     reverse_ais: Callable[..., Any] | None = None
     exact_method: str = "enumeration"  # how `exact` gets log Z, for the tables
+    ais_method: str = ""  # the moves AIS makes along its path, for the tables
 
 
 @dataclasses.dataclass(frozen=True)

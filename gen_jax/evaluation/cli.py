@@ -73,8 +73,12 @@ def tee_output(path: Path):
 
 
 def _compilation_cache(directory: str = "results/.jax_cache") -> None:
+    """Persist compiled programs under `directory`, unless a cache directory is already configured
+    (JAX_COMPILATION_CACHE_DIR, or the test suite's shared one): that one is kept."""
     import jax
 
+    if jax.config.jax_compilation_cache_dir:
+        return
     path = Path(directory).resolve()  # absolute: a later chdir must not move the cache
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))

@@ -36,6 +36,7 @@ EXTRA_LOG_Z_KEYS = (
     "log_z_reverse_bound",
     "log_z_reverse_bound_se",
     "log_z_reverse_start",
+    "log_z_ais_moves",
     "log_z_learned",
 )
 UNTRUSTED = ("undetermined", "disagree")  # verdicts under which the headline gives the bracket

@@ -283,6 +283,7 @@ def own_log_z(own: PartitionFunction, params, reference, key, cfg: NormalizeConf
         res = own.ais(params, reference, key, a.num_chains, a.num_temps)
         out.update(log_z_ais=res.log_z, log_z_ais_se=res.log_z_se, log_z_ais_ess=res.ess)
         out.update(log_z_ais_bound=res.log_z_bound, log_z_ais_bound_se=res.log_z_bound_se)
+        out["log_z_ais_moves"] = own.ais_method or None
     if own.reverse_ais is not None:
         rev, start = own.reverse_ais(params, reference, jax.random.fold_in(key, 3), a.num_chains, a.num_temps)
         out.update(log_z_reverse=rev.log_z, log_z_reverse_se=rev.log_z_se, log_z_reverse_start=start)

@@ -17,6 +17,20 @@ the chains k block-Gibbs steps from the batch (CD-k) or from where the last step
 - `reverse_ais_log_z`: the same path run backwards from samples of the RBM: a stochastic upper bound
   when the samples are exact (`exact_samples` draws them when H is small; long Gibbs chains are only
   approximate, which voids the guarantee).
+
+Near beta = 1 a trained RBM mixes slowly under block Gibbs: its hidden states are nearly determined
+by v and v by h, so chains stay in the hidden configurations they held at beta ~ 0.9 while the mass
+spreads to others. On the `make binary` check RBM (784 x 20, persistent CD-1) the whole deficit of
+block-Gibbs AIS arises between beta = 0.95 and 1 (measured against the enumerated log Z_beta), and
+more temperatures or sweeps barely move it. So the last part of the path (beta >= `collapsed_from`)
+anneals the hidden units alone with the visible units summed out,
+
+    f_beta(h) = exp(beta c.h) prod_i (1 + exp((1 - beta) a_i + beta (b_i + (W h)_i))),
+
+by single-site Gibbs on h (collapsed Gibbs: each flip sees every v at once). The switch is exact:
+h ~ p_beta(h | v) at the switching temperature turns weighted v into weighted (v, h), and h's
+marginal is the path's next state (the same joint density, v summed out). A collapsed sweep costs
+H block sweeps, so the segment is short by default (the last tenth of the temperatures).
 """
 
 from __future__ import annotations
@@ -136,6 +150,93 @@ def _anneal(params, base_logits, v0, key, betas):
     return log_w, v
 
 
+def _hidden_given_visible(params, v, key, beta):
+    return jax.random.bernoulli(key, jax.nn.sigmoid(beta * (v @ params["W"] + params["c"][None]))).astype(
+        v.dtype
+    )
+
+
+def _visible_given_hidden(params, base_logits, h, key, beta):
+    logits = beta * (h @ params["W"].T + params["b"][None]) + (1.0 - beta) * base_logits[None]
+    return jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(h.dtype)
+
+
+def hidden_path_log_density(params, base_logits, h, wh, beta):
+    """log f_beta(h) = beta c.h + sum_i softplus((1 - beta) a_i + beta (b_i + (W h)_i)); wh = h W^T."""
+    pre = (1.0 - beta) * base_logits[None] + beta * (params["b"][None] + wh)
+    return beta * (h @ params["c"]) + jnp.sum(jax.nn.softplus(pre), -1)
+
+
+def collapsed_sweep(params, base_logits, h, wh, key, beta):
+    """One systematic-scan sweep of single-site Gibbs on h under f_beta(h) (v summed out); wh = h W^T
+    is carried and updated with each flip (O(D) per site)."""
+    w = params["W"]
+    u = jax.random.uniform(key, (w.shape[1], h.shape[0]))
+
+    def site(j, carry):
+        h, wh = carry
+        hj = h[:, j]
+        off = (1.0 - beta) * base_logits[None] + beta * (params["b"][None] + wh - w[:, j][None] * hj[:, None])
+        log_odds = beta * params["c"][j] + jnp.sum(
+            jax.nn.softplus(off + beta * w[:, j][None]) - jax.nn.softplus(off), -1
+        )
+        new = (u[j] < jax.nn.sigmoid(log_odds)).astype(h.dtype)
+        return h.at[:, j].set(new), wh + w[:, j][None] * (new - hj)[:, None]
+
+    return jax.lax.fori_loop(0, w.shape[1], site, (h, wh))
+
+
+def _anneal_hidden(params, base_logits, h0, key, betas):
+    """`_anneal` on the hidden units with v summed out (collapsed single-site Gibbs)."""
+
+    def body(carry, inp):
+        h, wh, log_w = carry
+        b_prev, b, k = inp
+        log_w = (
+            log_w
+            + hidden_path_log_density(params, base_logits, h, wh, b)
+            - hidden_path_log_density(params, base_logits, h, wh, b_prev)
+        )
+        h, wh = collapsed_sweep(params, base_logits, h, wh, k, b)
+        return (h, wh, log_w), None
+
+    keys = jax.random.split(key, betas.shape[0] - 1)
+    init = (h0, h0 @ params["W"].T, jnp.zeros(h0.shape[0]))
+    (h, _, log_w), _ = jax.lax.scan(body, init, (betas[:-1], betas[1:], keys))
+    return log_w, h
+
+
+def _split(num_temps: int, collapsed_from: float) -> int:
+    """Index of the first collapsed temperature on the linear ladder (num_temps: none collapsed)."""
+    if not 0.0 <= collapsed_from <= 1.0:
+        raise ValueError(f"collapsed_from must be in [0, 1], got {collapsed_from}")
+    return int(round(collapsed_from * num_temps))
+
+
+def _forward(params, base_logits, v0, key, betas, split):
+    """Block Gibbs on v for betas[:split + 1], then collapsed Gibbs on h for betas[split:]."""
+    k_v, k_h, k_c, k_out = jax.random.split(key, 4)
+    log_w, v = _anneal(params, base_logits, v0, k_v, betas[: split + 1])
+    if split < betas.shape[0] - 1:
+        h = _hidden_given_visible(params, v, k_h, betas[split])
+        log_w_h, h = _anneal_hidden(params, base_logits, h, k_c, betas[split:])
+        log_w, v = log_w + log_w_h, _visible_given_hidden(params, base_logits, h, k_out, betas[-1])
+    return log_w, v
+
+
+def _backward(params, base_logits, v0, key, betas, split):
+    """`_forward` run from beta = 1 down (betas ascending): collapsed on h first, then block on v."""
+    k_v, k_h, k_c, k_out = jax.random.split(key, 4)
+    log_w = jnp.zeros(v0.shape[0])
+    v = v0
+    if split < betas.shape[0] - 1:
+        h = _hidden_given_visible(params, v0, k_h, betas[-1])
+        log_w, h = _anneal_hidden(params, base_logits, h, k_c, betas[split:][::-1])
+        v = _visible_given_hidden(params, base_logits, h, k_out, betas[split])
+    log_w_v, v = _anneal(params, base_logits, v, k_v, betas[: split + 1][::-1])
+    return log_w + log_w_v, v
+
+
 def _result(log_z0, log_w, v, num_temps, direction="forward") -> AISResult:
     """The AIS result with log Z_0 folded into the weights (forward: w estimates Z; reverse: 1 / Z)."""
     log_w = np.asarray(log_w, np.float64) + (float(log_z0) if direction == "forward" else -float(log_z0))
@@ -144,36 +245,50 @@ def _result(log_z0, log_w, v, num_temps, direction="forward") -> AISResult:
     return AISResult(est, se, ess, len(log_w), num_temps, log_w, v, np.ones(num_temps), np.ones(1), direction)
 
 
-def ais_log_z(params, base_logits, key: Array, num_chains: int = 100, num_temps: int = 10_000) -> AISResult:
-    """Forward AIS from the base-rate model: log Z in expectation from below (see the module doc).
+def ais_log_z(
+    params,
+    base_logits,
+    key: Array,
+    num_chains: int = 100,
+    num_temps: int = 10_000,
+    collapsed_from: float = 0.9,
+) -> AISResult:
+    """Forward AIS from the base-rate model: log Z in expectation from below (see the module doc);
+    temperatures >= `collapsed_from` anneal h with v summed out (1.0: block Gibbs throughout).
     `log_z_bound` of the result is log Z_0 + mean log w, a lower bound in expectation too."""
     betas = jnp.linspace(0.0, 1.0, num_temps + 1)
     base_logits = jnp.asarray(base_logits, jnp.float32)
     k0, k1 = jax.random.split(key)
     probs = jnp.broadcast_to(jax.nn.sigmoid(base_logits), (num_chains, base_logits.shape[0]))
     v0 = jax.random.bernoulli(k0, probs).astype(jnp.float32)
-    log_w, v = jax.jit(_anneal)(params, base_logits, v0, k1, betas)
+    split = _split(num_temps, collapsed_from)
+    log_w, v = jax.jit(_forward, static_argnums=5)(params, base_logits, v0, k1, betas, split)
     return _result(_base_log_z(params, base_logits), log_w, v, num_temps)
 
 
-def reverse_ais_log_z(params, base_logits, samples: Array, key: Array, num_temps: int = 10_000) -> AISResult:
+def reverse_ais_log_z(
+    params, base_logits, samples: Array, key: Array, num_temps: int = 10_000, collapsed_from: float = 0.9
+) -> AISResult:
     """Reverse AIS from samples of the RBM (exact ones: an upper bound on log Z in expectation)."""
-    betas = jnp.linspace(1.0, 0.0, num_temps + 1)
+    betas = jnp.linspace(0.0, 1.0, num_temps + 1)
     base_logits = jnp.asarray(base_logits, jnp.float32)
-    log_w, v = jax.jit(_anneal)(params, base_logits, jnp.asarray(samples, jnp.float32), key, betas)
+    split = _split(num_temps, collapsed_from)
+    v0 = jnp.asarray(samples, jnp.float32)
+    log_w, v = jax.jit(_backward, static_argnums=5)(params, base_logits, v0, key, betas, split)
     return _result(_base_log_z(params, base_logits), log_w, v, num_temps, "reverse")
 
 
-def partition_function(sample_steps: int = 1000) -> PartitionFunction:
+def partition_function(sample_steps: int = 1000, collapsed_from: float = 0.9) -> PartitionFunction:
     """The RBM's log Z: enumeration over hidden states when H <= MAX_ENUMERATED_HIDDEN, AIS from the
-    base-rate model of the reference data, and reverse AIS from exact samples when H is small (else from
-    `sample_steps` Gibbs sweeps started at reference examples: approximate, no guarantee)."""
+    base-rate model of the reference data (collapsed on h for beta >= `collapsed_from`), and reverse AIS
+    from exact samples when H is small (else from `sample_steps` Gibbs sweeps started at reference
+    examples: approximate, no guarantee)."""
 
     def exact(params):
         return exact_log_z(params) if params["c"].shape[0] <= MAX_ENUMERATED_HIDDEN else None
 
     def forward(params, reference, key, num_chains, num_temps):
-        return ais_log_z(params, base_rate_logits(reference), key, num_chains, num_temps)
+        return ais_log_z(params, base_rate_logits(reference), key, num_chains, num_temps, collapsed_from)
 
     def reverse(params, reference, key, num_chains, num_temps):
         k_start, k_run = jax.random.split(key)
@@ -183,9 +298,17 @@ def partition_function(sample_steps: int = 1000) -> PartitionFunction:
             x0 = jnp.asarray(np.asarray(reference)[:num_chains], jnp.float32)
             start = gibbs_chain(params, x0, k_start, sample_steps)
             how = f"{sample_steps} Gibbs sweeps from training examples (approximate)"
-        return reverse_ais_log_z(params, base_rate_logits(reference), start, k_run, num_temps), how
+        base = base_rate_logits(reference)
+        return reverse_ais_log_z(params, base, start, k_run, num_temps, collapsed_from), how
 
-    return PartitionFunction(exact, forward, reverse, exact_method="enumeration of the hidden states")
+    moves = (
+        "block Gibbs"
+        if collapsed_from >= 1.0
+        else f"block Gibbs, then from beta = {collapsed_from:g} collapsed Gibbs on h (v summed out)"
+    )
+    return PartitionFunction(
+        exact, forward, reverse, exact_method="enumeration of the hidden states", ais_method=moves
+    )
 
 
 def base_rate_logits(x, smoothing: float = 1.0) -> np.ndarray:
@@ -203,15 +326,19 @@ def rbm(
     num_chains: int = 100,
     sample_steps: int = 1000,
     init_scale: float = 0.01,
+    ais_collapsed_from: float = 0.9,
     name: str = "rbm",
 ) -> Model:
     """An RBM with `num_hidden` hidden units trained by CD-k or persistent CD (see the module doc).
 
     persistent: `num_chains` chains (started at the first training examples) carry over between steps.
     sample_steps: block-Gibbs sweeps from the base-rate model for `sample`.
+    ais_collapsed_from: AIS anneals h alone (v summed out) from this temperature on (module doc); a
+    collapsed sweep costs `num_hidden` block sweeps, so large RBMs may start it later (1.0: never).
     """
     if num_hidden < 1 or cd_steps < 1:
         raise ValueError(f"an RBM needs num_hidden >= 1 and cd_steps >= 1, got {num_hidden}, {cd_steps}")
+    _split(1, ais_collapsed_from)  # in [0, 1]
 
     def init(key, x):
         x = np.asarray(x, np.float32)
@@ -247,6 +374,6 @@ def rbm(
         log_prob,
         sample,
         info=dict(family="rbm", architecture=f"RBM {num_bits} x {num_hidden}", objective=rule),
-        capabilities=(BinarySupport(), partition_function(sample_steps)),
+        capabilities=(BinarySupport(), partition_function(sample_steps, ais_collapsed_from)),
         aux_state=aux,
     )
