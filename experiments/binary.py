@@ -85,10 +85,9 @@ def specs(cfg: BinaryConfig) -> dict[str, RunSpec]:
     data = dict(dataset=f"{cfg.dataset}_binary", binarization=cfg.binarization, n_train=cfg.n_train)
     data.update(threshold=cfg.threshold, seed=cfg.seed)
     variants = {m: (m, cfg.model_options[m]) for m in cfg.models}
-    for label, check in cfg.check_options.items():  # "rbm" -> rbm/check; "rbm/check_block" as it is
+    for label, check in cfg.check_options.items():  # label: "<model>/<variant>"
         m = label.split("/")[0]
-        options = resolve_model_options([m], {m: {**cfg.model_options.get(m, {}), **check}})[m]
-        variants[label if "/" in label else f"{m}/check"] = (m, options)
+        variants[label] = (m, resolve_model_options([m], {m: {**cfg.model_options.get(m, {}), **check}})[m])
     out = {}
     for label, (name, options) in variants.items():
         fields = {**dataclasses.asdict(cfg.train), **cfg.train_overrides.get(name, {}), "seed": cfg.seed}

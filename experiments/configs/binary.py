@@ -22,13 +22,13 @@ class BinaryConfig:
 
     binarization: "stochastic" (pixel = 1 with probability x / 255, drawn once with `seed`: the
     binarized-MNIST recipe) or "threshold" (x >= `threshold`). models: registry names, each given its
-    data in `forms` (vector, image01 or image255; vector by default). check_options: for each model
-    named, a second run with these options overridden, small enough for its log Z to be exact: the
-    check of its estimators (the RBM with ~20 hidden units: the visible units sum out, 2^20 hidden
-    states enumerate). normalize: log Z of unnormalized models (the model's own estimators where it
-    has them: an RBM's AIS from the base rate and reverse AIS). sigmoid_options: the network with a
-    sigmoid output trained by naive maximum likelihood, its total mass over {0,1}^784 by importance
-    sampling with `mass_samples` draws.
+    data in `forms` (vector, image01 or image255; vector by default). check_options: per label
+    "<model>/<variant>", another run of that model with these options overridden, small enough for
+    its log Z to be exact: the check of its estimators (the RBM with ~20 hidden units: the visible
+    units sum out, 2^20 hidden states enumerate). normalize: log Z of unnormalized models (the
+    model's own estimators where it has them: an RBM's AIS from the base rate and reverse AIS).
+    sigmoid_options: the network with a sigmoid output trained by naive maximum likelihood, its total
+    mass over {0,1}^784 by importance sampling with `mass_samples` draws.
     """
 
     dataset: str = "fashion_mnist"
@@ -64,12 +64,12 @@ class BinaryConfig:
             "rbm": {"num_hidden": 500, "cd_steps": 1, "num_chains": 100, "ais_collapsed_from": 1.0},
         }
     )
-    # small variants whose log Z is also enumerated (label "rbm" -> "rbm/check"): the check RBM anneals
+    # small variants whose log Z is also enumerated: the check RBM anneals
     # h alone from beta = 0.9 on (gen_jax.models.rbm); the same RBM with the 500-unit RBM's moves
     # (block Gibbs throughout) shows how far those can be trusted
     check_options: dict = dataclasses.field(
         default_factory=lambda: {
-            "rbm": {"num_hidden": 20, "ais_collapsed_from": 0.9},
+            "rbm/check": {"num_hidden": 20, "ais_collapsed_from": 0.9},
             "rbm/check_block": {"num_hidden": 20, "ais_collapsed_from": 1.0},
         }
     )
@@ -119,7 +119,7 @@ PRESETS = {
             },
             "rbm": {"num_hidden": 24, "cd_steps": 1, "num_chains": 16, "sample_steps": 10},
         },
-        check_options={"rbm": {"num_hidden": 6}},
+        check_options={"rbm/check": {"num_hidden": 6}},
         train=dataclasses.replace(TRAIN, steps=20, batch_size=32, steps_per_dispatch=10, progress=False),
         train_overrides={"linear_energy": {"steps": 0, "init_examples": 512}},
         normalize=NormalizeConfig(ais=AISConfig(num_chains=16, num_temps=50)),

@@ -338,7 +338,10 @@ def rbm(
     """
     if num_hidden < 1 or cd_steps < 1:
         raise ValueError(f"an RBM needs num_hidden >= 1 and cd_steps >= 1, got {num_hidden}, {cd_steps}")
-    _split(1, ais_collapsed_from)  # in [0, 1]
+    if not 0.0 <= ais_collapsed_from <= 1.0:
+        raise ValueError(
+            f"ais_collapsed_from is a temperature in [0, 1] (1: block Gibbs only), got {ais_collapsed_from}"
+        )
 
     def init(key, x):
         x = np.asarray(x, np.float32)
