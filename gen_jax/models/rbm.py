@@ -57,13 +57,22 @@ def free_log_prob(params, v: Array) -> Array:
 def gibbs_step(params, v: Array, key: Array, beta=1.0, base_logits=None) -> Array:
     """One block-Gibbs sweep h ~ p(h | v), v ~ p(v | h) of p_beta (beta = 1: the RBM itself)."""
     k_h, k_v = jax.random.split(key)
-    h = jax.random.bernoulli(k_h, jax.nn.sigmoid(beta * (v @ params["W"] + params["c"][None]))).astype(
+    h = _hidden_given_visible(params, v, k_h, beta)
+    return _visible_given_hidden(params, base_logits, h, k_v, beta)
+
+
+def _hidden_given_visible(params, v, key, beta):
+    return jax.random.bernoulli(key, jax.nn.sigmoid(beta * (v @ params["W"] + params["c"][None]))).astype(
         v.dtype
     )
+
+
+def _visible_given_hidden(params, base_logits, h, key, beta):
+    """v ~ p_beta(v | h); base_logits None: no base term (the RBM itself at beta)."""
     logits = beta * (h @ params["W"].T + params["b"][None])
     if base_logits is not None:
         logits = logits + (1.0 - beta) * base_logits[None]
-    return jax.random.bernoulli(k_v, jax.nn.sigmoid(logits)).astype(v.dtype)
+    return jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(h.dtype)
 
 
 def gibbs_chain(params, v: Array, key: Array, num_steps: int) -> Array:
@@ -150,17 +159,6 @@ def _anneal(params, base_logits, v0, key, betas):
     return log_w, v
 
 
-def _hidden_given_visible(params, v, key, beta):
-    return jax.random.bernoulli(key, jax.nn.sigmoid(beta * (v @ params["W"] + params["c"][None]))).astype(
-        v.dtype
-    )
-
-
-def _visible_given_hidden(params, base_logits, h, key, beta):
-    logits = beta * (h @ params["W"].T + params["b"][None]) + (1.0 - beta) * base_logits[None]
-    return jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(h.dtype)
-
-
 def hidden_path_log_density(params, base_logits, h, wh, beta):
     """log f_beta(h) = beta c.h + sum_i softplus((1 - beta) a_i + beta (b_i + (W h)_i)); wh = h W^T."""
     pre = (1.0 - beta) * base_logits[None] + beta * (params["b"][None] + wh)
@@ -237,6 +235,10 @@ def _backward(params, base_logits, v0, key, betas, split):
     return log_w + log_w_v, v
 
 
+_FORWARD = jax.jit(_forward, static_argnums=5)  # compiled once per shape, not per call
+_BACKWARD = jax.jit(_backward, static_argnums=5)
+
+
 def _result(log_z0, log_w, v, num_temps, direction="forward") -> AISResult:
     """The AIS result with log Z_0 folded into the weights (forward: w estimates Z; reverse: 1 / Z)."""
     log_w = np.asarray(log_w, np.float64) + (float(log_z0) if direction == "forward" else -float(log_z0))
@@ -262,7 +264,7 @@ def ais_log_z(
     probs = jnp.broadcast_to(jax.nn.sigmoid(base_logits), (num_chains, base_logits.shape[0]))
     v0 = jax.random.bernoulli(k0, probs).astype(jnp.float32)
     split = _split(num_temps, collapsed_from)
-    log_w, v = jax.jit(_forward, static_argnums=5)(params, base_logits, v0, k1, betas, split)
+    log_w, v = _FORWARD(params, base_logits, v0, k1, betas, split)
     return _result(_base_log_z(params, base_logits), log_w, v, num_temps)
 
 
@@ -274,7 +276,7 @@ def reverse_ais_log_z(
     base_logits = jnp.asarray(base_logits, jnp.float32)
     split = _split(num_temps, collapsed_from)
     v0 = jnp.asarray(samples, jnp.float32)
-    log_w, v = jax.jit(_backward, static_argnums=5)(params, base_logits, v0, key, betas, split)
+    log_w, v = _BACKWARD(params, base_logits, v0, key, betas, split)
     return _result(_base_log_z(params, base_logits), log_w, v, num_temps, "reverse")
 
 
