@@ -28,7 +28,7 @@ demo: install  ## the 2D likelihood comparison: 3 datasets x (3 flows + 2 baseli
 	$(PY) -m experiments.toy2d --preset demo $(ARGS)
 
 test: install  ## the test suite (under 10 minutes on 2 CPU cores)
-	$(PY) -m pytest -q -n 2 -m "not slow" $(ARGS)
+	$(PY) -m pytest -q -n 2 -m "not slow" --durations=25 $(ARGS)
 
 test-slow: install  ## the long end-to-end image tests (smoke runs of every image model, Glow checks)
 	$(PY) -m pytest -q -n 2 -m slow $(ARGS)

@@ -4,9 +4,10 @@
     python -m experiments.own_data --preset smoke
 
 Each dataset of `gen_jax.data.synthetic` (6-D, 10-D and a 2-D banana far from the origin, each with an
-exact log-density) is drawn, rescaled by each (a, b) of `rescalings` (a x + b), written as train and
-test .npy files and read back as a user's files are (`gen_jax.evaluation.vector.DataFiles`). Every
-model trains on each, through the same keyed runs as every study. The table: test NLL ± its
+exact log-density) is drawn, rescaled by each (a, b) of `rescalings` (a x + b), written as train,
+validation and test .npy files and read back as a user's files are
+(`gen_jax.evaluation.vector.DataFiles`); early stopping selects on the validation file. Every model
+trains on each, through the same keyed runs as every study. The table: test NLL ± its
 standard error, the true entropy H (+ D log|a| after rescaling), the gap to it, and each model's
 distance to the best of MAF / RealNVP / GMM on the same data. Writes results/own_data/results.json
 and results.md.
@@ -51,6 +52,7 @@ COLUMNS = [
     ("true_entropy", "H"),
     ("gap", "gap"),
     ("vs_best_reference", "- best of MAF/RealNVP/GMM"),
+    ("steps", "steps"),
     ("train_seconds", "train s"),
 ]
 REFERENCES = ("maf", "realnvp", "gmm")
@@ -60,15 +62,16 @@ def write_files(cfg: OwnDataConfig, name: str, a: float, b: float) -> tuple[Data
     """The dataset rescaled, as train/test .npy files; returns them and the true entropy there."""
     synth = SYNTHETIC[name]
     rng = np.random.default_rng(cfg.seed)
-    train, test = synth.sample(rng, cfg.n_train), synth.sample(rng, cfg.n_test)
+    sizes = {"train": cfg.n_train, "test": cfg.n_test, "validation": cfg.n_validation}
     folder = Path(cfg.out) / "data" / f"{name}_{a:g}_{b:g}"
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "train.npy", (a * train + b).astype(np.float32))
-    np.save(folder / "test.npy", (a * test + b).astype(np.float32))
+    paths = {}
+    for split, n in sizes.items():
+        if n:
+            paths[split] = str(folder / f"{split}.npy")
+            np.save(paths[split], (a * synth.sample(rng, n) + b).astype(np.float32))
     h, _ = synth.entropy(cfg.n_entropy)
-    return DataFiles(
-        train=str(folder / "train.npy"), test=str(folder / "test.npy")
-    ), h + synth.dim * math.log(abs(a))
+    return DataFiles(**paths), h + synth.dim * math.log(abs(a))
 
 
 def run_dataset(cfg: OwnDataConfig, name: str, a: float, b: float, fresh: bool) -> list[dict]:

@@ -211,6 +211,24 @@ def test_coupling_permutations_put_every_pair_of_coordinates_on_opposite_sides(d
     assert mixing_permutations(2, 8) is None  # 2-D keeps the reversal (the toy results are unchanged)
 
 
+@pytest.mark.parametrize("dim", [3, 5, 10])
+def test_interleaved_permutations_alternate_odd_and_even_coordinates_from_the_data_side(dim):
+    """`permutation="interleaved"`: walking from the data (the arrangement after the last permutation
+    is x's own order) back through the layers, the layer the data meet first keeps the odd positions
+    and transforms the even ones, the next keeps the even ones, in turn."""
+    from gen_jax.models.flows import interleaved_permutations
+
+    perms, split = interleaved_permutations(dim, 6), dim // 2
+    arrangement = np.arange(dim)  # what the data side sees
+    kept = []
+    for perm in perms[::-1]:  # before the permutation p, the arrangement was arrangement[argsort(p)]
+        arrangement = arrangement[np.argsort(perm)]
+        kept.append(sorted(arrangement[:split].tolist()))
+    odd, even = list(range(1, dim, 2)), list(range(0, dim, 2))[:split]
+    assert kept == [odd, even, odd, even, odd, even]
+    assert interleaved_permutations(2, 6) is None
+
+
 def test_nsf_fits_its_spline_box_to_heavy_tails():
     """Standardized data with a heavy tail (the shifted banana x2 = 12 + 2 x1^2 + noise reaches beyond
     8 standard deviations) would leave the spline's identity tails outside [-4, 4] to model them: the

@@ -1,6 +1,7 @@
 """Your own data through the library: docs/own-data.md's example as written, conditional densities on a
 Gaussian whose log p(x | c) is known, save/load without data, early stopping keeping the best."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -93,3 +94,25 @@ def test_conditional_flow_learns_a_known_conditional_density(name):
     np.testing.assert_allclose(samples.mean(0), [4.0, 1.5], atol=0.1)
     with pytest.raises(ValueError, match="context"):
         model.log_prob(fit.params, jnp.asarray(xt[:3]))
+
+
+def test_own_data_files_hold_disjoint_train_validation_and_test_draws(tmp_path):
+    """`make own-data` writes a validation file beside train and test (early stopping selects on it,
+    never on the test file): three independent draws of the dataset, rescaled alike."""
+    from experiments.configs.own_data import PRESETS
+    from experiments.own_data import write_files
+    from gen_jax.data.synthetic import SYNTHETIC
+
+    cfg = dataclasses.replace(PRESETS["smoke"], out=str(tmp_path), n_entropy=500)
+    files, entropy = write_files(cfg, "shifted2d", 100.0, -500.0)
+    parts = {s: np.load(getattr(files, s)) for s in ("train", "validation", "test")}
+    assert {s: len(x) for s, x in parts.items()} == {
+        "train": cfg.n_train,
+        "validation": cfg.n_validation,
+        "test": cfg.n_test,
+    }
+    rows = {s: {tuple(r) for r in x.tolist()} for s, x in parts.items()}
+    assert not (rows["train"] & rows["validation"]) and not (rows["validation"] & rows["test"])
+    assert np.mean(parts["validation"][:, 1]) > 500  # x2 = 12 + 2 x1^2 + noise, times 100, minus 500
+    h, _ = SYNTHETIC["shifted2d"].entropy(500)
+    assert entropy == pytest.approx(h + 2 * np.log(100.0))  # H(a x + b) = H(x) + D log|a|

@@ -134,6 +134,28 @@ def mixing_permutations(event_dim: int, num_layers: int) -> np.ndarray | None:
     return np.stack([np.random.default_rng([event_dim, i]).permutation(event_dim) for i in range(num_layers)])
 
 
+def interleaved_permutations(event_dim: int, num_layers: int) -> np.ndarray | None:
+    """Permutations that make the coupling layers alternate between the odd and the even coordinates of
+    the data's own order (RealNVP's checkerboard for sequences): the layer the data meet first keeps
+    x_1, x_3, ... (0-based odd positions) and transforms the rest given them, the next keeps the even
+    ones, and so on. Each transformed coordinate is conditioned on both its neighbours in the data's
+    order: data whose dependence follows that order (a chain, a time series) are coupled locally.
+    None (a reversal) up to 2 dimensions."""
+    if event_dim <= 2:
+        return None
+    split, idx = event_dim // 2, np.arange(event_dim)
+    odd_first = np.concatenate([idx[1::2], idx[0::2]])
+    even_first = np.concatenate([idx[0::2][:split], np.setdiff1d(idx, idx[0::2][:split])])
+    # arrangement[i]: the data coordinates layer i sees, in its order (layer num_layers - 1 meets the
+    # data); the permutation after layer i turns arrangement[i] into arrangement[i + 1] (identity: x)
+    arrangement = [odd_first if (num_layers - 1 - i) % 2 == 0 else even_first for i in range(num_layers)]
+    arrangement.append(idx)
+    return np.stack([np.argsort(np.argsort(arrangement[i + 1])[arrangement[i]]) for i in range(num_layers)])
+
+
+PERMUTATIONS = {"random": mixing_permutations, "interleaved": interleaved_permutations}
+
+
 class Permute(distrax.Bijector):
     """x[..., perm] for an integer permutation (a traced array inside a scan): log-det 0."""
 
@@ -224,12 +246,14 @@ def coupling_flow(
     compute_dtype: str = "float32",
     context_dim: int | None = None,
     fit_tail_bound: bool = False,
+    permutation: str = "random",
 ) -> Model:
     """Coupling flow: each layer keeps the first half of x fixed and transforms the second half
     elementwise with parameters computed from the first (and the context of a conditional flow);
     a fixed permutation between layers makes the halves alternate: a reversal in 2D (x2 given x1,
     then x1 given x2), a seeded random permutation per layer beyond (a reversal alone would keep the
-    same coordinates together in a half forever: x2 would never be conditioned on x1).
+    same coordinates together in a half forever: x2 would never be conditioned on x1), or with
+    `permutation="interleaved"` odd and even coordinates of the data's order in turn.
     1-D data have no half to keep: each layer is then an elementwise map with learned parameters.
     `fit_tail_bound` (splines): the spline's box is [-B, B], B = max(tail_bound, 1.2 max |x|) over the
     init examples (frozen, `params["spline_box"]`), so data in the tails are not left to the identity.
@@ -272,7 +296,9 @@ def coupling_flow(
 
         return distrax.SplitCoupling(split, event_ndims=1, conditioner=conditioner, bijector=transform)
 
-    perms = mixing_permutations(event_dim, num_layers)
+    if permutation not in PERMUTATIONS:
+        raise ValueError(f"unknown permutation {permutation!r}; choose one of {sorted(PERMUTATIONS)}")
+    perms = PERMUTATIONS[permutation](event_dim, num_layers)
     init_layers, _ = stacked_layers(num_layers, layer, init_one, scan_layers, unroll_layers, perms)
 
     def init(key, x):
@@ -312,8 +338,10 @@ def realnvp(
     name: str = "realnvp",
     compute_dtype: str = "float32",
     context_dim: int | None = None,
+    permutation: str = "random",
 ) -> Model:
-    """RealNVP: affine coupling layers (conditional on a context of `context_dim` when given)."""
+    """RealNVP: affine coupling layers (conditional on a context of `context_dim` when given);
+    `permutation` between layers: "random" (seeded) or "interleaved" (odd / even coordinates in turn)."""
     return coupling_flow(
         event_dim,
         num_layers,
@@ -325,6 +353,7 @@ def realnvp(
         name=name,
         compute_dtype=compute_dtype,
         context_dim=context_dim,
+        permutation=permutation,
     )
 
 
@@ -341,6 +370,7 @@ def nsf(
     compute_dtype: str = "float32",
     context_dim: int | None = None,
     fit_tail_bound: bool = True,
+    permutation: str = "random",
 ) -> Model:
     """Neural spline flow: rational-quadratic spline coupling layers (conditional with `context_dim`).
     The splines act on [-B, B] (identity outside), B = tail_bound, or with `fit_tail_bound` the larger
@@ -359,6 +389,7 @@ def nsf(
         compute_dtype=compute_dtype,
         context_dim=context_dim,
         fit_tail_bound=fit_tail_bound,
+        permutation=permutation,
     )
 
 
