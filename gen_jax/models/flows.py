@@ -139,8 +139,9 @@ def interleaved_permutations(event_dim: int, num_layers: int) -> np.ndarray | No
     the data's own order (RealNVP's checkerboard for sequences): the layer the data meet first keeps
     x_1, x_3, ... (0-based odd positions) and transforms the rest given them, the next keeps the even
     ones, and so on. Each transformed coordinate is conditioned on both its neighbours in the data's
-    order: data whose dependence follows that order (a chain, a time series) are coupled locally.
-    None (a reversal) up to 2 dimensions."""
+    order: data whose dependence follows that order (a chain, a time series) are coupled locally. The
+    price: two coordinates of the same parity never condition each other directly (only through the
+    other parity), which the seeded random permutations avoid. None (a reversal) up to 2 dimensions."""
     if event_dim <= 2:
         return None
     split, idx = event_dim // 2, np.arange(event_dim)
