@@ -4,6 +4,7 @@
     python -m experiments.toy2d --preset full                       # make toy
     python -m experiments.toy2d --datasets moons,my.npy --models nsf,gmm train.steps=5000
     python -m experiments.toy2d --train my_train.npy --test my_test.csv --models nsf,maf,realnvp,gmm
+    python -m experiments.toy2d --preset tabular --train x.npy --validation v.npy --test t.npy  # 6-D, 10-D
 
 Any config field is an override (`key=value`, e.g. model_options.nsf.num_bins=16); runs are keyed by
 their config and reused when it is the same. Writes results/toy2d/results.json (one row per dataset
@@ -20,6 +21,7 @@ from pathlib import Path
 import jax
 
 from experiments.configs.toy2d import PRESETS, Toy2DConfig
+from gen_jax.core import ConfigError
 from gen_jax.evaluation import parzen
 from gen_jax.evaluation.cli import run_cli
 from gen_jax.evaluation.fit import fit_and_evaluate
@@ -65,6 +67,8 @@ def datasets(cfg: Toy2DConfig) -> list[VectorData]:
     """The datasets of the config: your own files, or each toy / file name."""
     if cfg.files is not None:
         return [load_vector_data(cfg.files, seed=cfg.seed)]
+    if not cfg.datasets:
+        raise ConfigError("no data: give your files (--train FILE --test FILE [--validation FILE])")
     return [load_vector_data(ds, cfg.n_train, cfg.n_test, cfg.seed) for ds in cfg.datasets]
 
 

@@ -83,7 +83,7 @@ def fit(
     validation_context=None,
     steps: int = 3000,
     batch_size: int = 512,
-    lr: float = 1e-3,
+    lr: float | None = None,
     patience: int | None = 5,
     eval_every: int = 250,
     seed: int = 0,
@@ -107,7 +107,7 @@ def fit(
     cfg = TrainConfig(
         steps=steps,
         batch_size=min(batch_size, len(_x(train_part))),
-        lr=lr,
+        lr=default_lr(model) if lr is None else lr,
         seed=seed,
         eval_every=eval_every if val_part is not None else None,
         patience=patience,
@@ -124,6 +124,14 @@ def fit(
     best_step = best["step"] if best else None
     best_nll = best["eval_nll"] if best else (evals[-1] if evals else None)
     return FitResult(result.params, result.history, best_step, best_nll, result.train_seconds)
+
+
+def default_lr(model: Model) -> float:
+    """`fit`'s learning rate when none is given: 5e-3 for a flow on vectors, 1e-3 for the rest.
+    Flows on vectors are learning-rate starved at 1e-3: 3000 steps on a 10-D chain (sine10d, 50,000
+    draws) left MAF 3.14, NSF 0.93, RealNVP 3.40 nats above the entropy, at 5e-3 0.19, 0.60, 1.41."""
+    vector_flow = model.info.get("family") == "flow" and len(model.event_shape) == 1
+    return 5e-3 if vector_flow else 1e-3
 
 
 def _x(data):

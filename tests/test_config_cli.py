@@ -81,6 +81,7 @@ def test_run_key_follows_the_config():
         (["--datasets", "/no/such/file.npy"], "does not exist"),
         (["--bogus"], "unrecognized arguments"),
         (["--steps", "many"], "could not be converted"),
+        (["datasets=[]"], "no data: give your files"),  # e.g. --preset tabular without --train
     ],
 )
 def test_cli_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):

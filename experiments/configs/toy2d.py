@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from experiments.configs.own_data import OwnDataConfig
 from gen_jax.evaluation.fit import VectorEval
 from gen_jax.evaluation.vector import DataFiles
 from gen_jax.training import TrainConfig
@@ -56,6 +57,10 @@ OPTIONS = {
 BASELINE_TRAIN = {"gaussian": {"steps": 1000, "lr": 1e-2}, "gmm": {"steps": 3000, "lr": 1e-2}}
 # the GAN (no density; samples only): Adam with b1 = 0.5, as usual for two-player training
 GAN_TRAIN = {"gan": {"steps": 10000, "lr": 1e-3, "b1": 0.5, "warmup_steps": 200}}
+# your own files beyond 2-D (`--preset tabular --train ... --validation ... --test ...`): the settings
+# `make own-data` measured on 6-D and 10-D data (early stopping on the validation file, lr 5e-3, up to
+# 16000 steps, wider and deeper flows; experiments/configs/own_data.py says why each is what it is)
+TABULAR = OwnDataConfig()
 LONG = TrainConfig(steps=20000, batch_size=512, lr=2e-3, warmup_steps=500, checkpoint_every=5000)
 
 PRESETS: dict[str, Toy2DConfig] = {
@@ -88,6 +93,16 @@ PRESETS: dict[str, Toy2DConfig] = {
         model_options=OPTIONS,
         eval=VectorEval(grid_n=400, n_samples=10_000),
         out="results/toy2d_parzen",
+    ),
+    "tabular": Toy2DConfig(
+        datasets=(),
+        models=FLOWS + BASELINES,
+        train=TABULAR.train,
+        train_overrides=TABULAR.train_overrides,
+        model_options=TABULAR.model_options,
+        eval=TABULAR.eval,
+        parzen_samples=0,
+        out="results/tabular",
     ),
     # tests: seconds
     "smoke": Toy2DConfig(

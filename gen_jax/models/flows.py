@@ -140,8 +140,11 @@ def interleaved_permutations(event_dim: int, num_layers: int) -> np.ndarray | No
     x_1, x_3, ... (0-based odd positions) and transforms the rest given them, the next keeps the even
     ones, and so on. Each transformed coordinate is conditioned on both its neighbours in the data's
     order: data whose dependence follows that order (a chain, a time series) are coupled locally. The
-    price: two coordinates of the same parity never condition each other directly (only through the
-    other parity), which the seeded random permutations avoid. None (a reversal) up to 2 dimensions."""
+    price: two coordinates of the same parity never condition each other directly, only through the
+    other parity, which depth makes enough (a 4-D Gaussian with only x_0 and x_2 correlated, 0.9:
+    RealNVP with 8 layers 0.006 nats above the entropy, 0.005 with random permutations). Interleaving at
+    strides 1, 2, 4, ... (every pair split directly) was measured and dropped: on the sine10d chain
+    0.711 against 0.154 (RealNVP, 16 layers), 0.105 against 0.085 (NSF). None (a reversal) up to 2-D."""
     if event_dim <= 2:
         return None
     split, idx = event_dim // 2, np.arange(event_dim)
@@ -424,10 +427,18 @@ class MaskedAutoregressiveAffine(distrax.Bijector):
         return (x - shift) * jnp.exp(-log_scale), -jnp.sum(log_scale, axis=-1)
 
 
+def made_width(event_dim: int, per_degree: int = 16, floor: int = 64, cap: int = 1024) -> int:
+    """The default MADE hidden width for `event_dim` inputs: `per_degree` units for each of the D - 1
+    degrees a hidden unit can take (a unit of degree k sees x_<=k, so only the units of degree d - 1
+    carry x_(d-1) to output d), at least `floor`, at most `cap`. A fixed 64 leaves about 7 such units in
+    10-D: a MAF on the sine10d chain stopped 0.4-1.2 nats above the entropy at 64, 0.04 at 128."""
+    return int(min(cap, max(floor, per_degree * (event_dim - 1))))
+
+
 def maf(
     event_dim: int,
     num_layers: int = 5,
-    hidden: Sequence[int] = (64, 64),
+    hidden: Sequence[int] | None = None,
     activation: str = "relu",
     scan_layers: bool = True,
     unroll_layers: int | bool | None = None,
@@ -438,10 +449,12 @@ def maf(
     """Masked autoregressive flow; a reversal between layers alternates the autoregressive order.
     With `context_dim`, every conditional also sees the context (a conditional density).
 
+    `hidden` defaults to two layers of `made_width(event_dim)` units (64 up to 5-D, 16 per input beyond).
     `compute_dtype="bfloat16"`: the MADE computes in bfloat16 (float32 parameters and outputs)."""
+    hidden = tuple(hidden) if hidden is not None else (made_width(event_dim),) * 2
     net = MADE(
         tuple(range(event_dim)),
-        tuple(hidden),
+        hidden,
         2,
         activation_fn(activation),
         dtype=dtype_of(compute_dtype),
