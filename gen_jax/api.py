@@ -95,7 +95,8 @@ def fit(
 
     validation: a fraction held out of train_data (shuffled by `seed`), a held-out array, or None.
     patience: stop when the validation NLL has not improved for this many evaluations (every
-    `eval_every` steps) and keep the best parameters; None trains every step. checkpoint_dir: Orbax
+    `eval_every` steps; under the default cosine schedule counted in the second half of the steps
+    only) and keep the best parameters; None trains every step. checkpoint_dir: Orbax
     checkpoints there, resumed when it holds some. Other TrainConfig fields as keyword arguments.
     """
     data = _as_data(np.asarray(train_data), context, "train_data")

@@ -384,6 +384,33 @@ def test_conv_vae_bound_and_estimators_on_images(name):
     assert s.shape == (3, 4, 4, 1) and s.dtype == jnp.uint8
 
 
+def test_prior_estimator_decodes_each_draw_once_for_the_whole_batch():
+    """The prior's draws do not depend on x: one decoder pass per draw serves every image of the call
+    (the IWAE's cost grows with the batch, the prior's hardly), and each image's estimate is the log-mean
+    of p(x | z_j) over those shared draws."""
+    model = make_model(
+        "vae", (8, 8, 1), latent_dim=2, encoder_channels=(8,), decoder_channels=(16,), dense_width=32
+    )
+    x = jax.random.randint(jax.random.key(0), (16, 8, 8, 1), 0, 256).astype(jnp.uint8)
+    params = _jiggle(model.init(jax.random.key(1), x), jax.random.key(2), 0.05)
+    key, k = jax.random.key(3), 50
+
+    def flops(proposal, n):
+        fn = lambda p, xb: model.internals["estimate"](proposal, k)(p, xb, key)
+        return jax.jit(fn).lower(params, x[:n]).cost_analysis()["flops"]
+
+    assert flops("posterior", 16) > 8 * flops("posterior", 1)
+    assert flops("prior", 16) < 3 * flops("prior", 1)
+    est = model.internals["estimate"]("prior", k)(params, x, key)
+    lw = model.get(LatentVariable).log_weights(params, x, key, k, "prior")  # (16, k)
+    np.testing.assert_allclose(est, jax.nn.logsumexp(lw, -1) - math.log(k), rtol=1e-5)
+    z = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, 1), j), (2,)))(
+        jnp.arange(k)
+    )
+    direct = jax.vmap(lambda xi: model.internals["decoder_log_prob"](params, z, xi))(x)
+    np.testing.assert_allclose(lw, direct, rtol=1e-5)
+
+
 def test_estimator_study_curves_and_figure(lin_gauss, tmp_path):
     from gen_jax.evaluation.latent import estimator_curves, figure, summarize
 

@@ -66,6 +66,22 @@ def test_early_stopping_keeps_the_best_parameters():
     assert fit.best_step == best["step"] and fit.best_validation_nll == pytest.approx(best["eval_nll"])
 
 
+def test_early_stopping_waits_for_the_second_half_of_a_cosine_schedule():
+    """Under the cosine schedule the validation NLL plateaus while the rate is high: the evaluations of
+    the first half keep the best parameters but do not count towards the patience."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 2)).astype(np.float32)
+    model = gen_jax.make_model("realnvp", 2, num_layers=2, hidden=(64, 64))
+    kw = dict(steps=800, lr=3e-2, validation=0.5, patience=2, eval_every=25, progress=False, warmup_steps=0)
+    constant = gen_jax.fit(model, x, schedule="constant", **kw)
+    assert [r for r in constant.history if "eval_nll" in r][-1]["step"] < 400  # the same run stops early
+    fit = gen_jax.fit(model, x, **kw)
+    evals = [r for r in fit.history if "eval_nll" in r]
+    assert evals[-1]["step"] >= 400
+    best = min(evals, key=lambda r: r["eval_nll"])
+    assert fit.best_step == best["step"] and fit.best_validation_nll == pytest.approx(best["eval_nll"])
+
+
 def _conditional_gaussian(n, seed):
     rng = np.random.default_rng(seed)
     c = rng.normal(size=(n, 1)).astype(np.float32)

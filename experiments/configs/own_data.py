@@ -33,8 +33,9 @@ class OwnDataConfig:
             "gaussian": {"steps": 1000, "lr": 1e-2},
             "gmm": {"steps": 3000, "lr": 1e-2},
             # 16 affine couplings train stably at 2e-3 (sine10d 0.154 above the entropy); 8 at 2e-3
-            # stopped at 0.636 and 12 at 5e-3 at 0.516 (/tmp sweeps, closing note)
-            "realnvp": {"lr": 2e-3},
+            # stopped at 0.636 and 12 at 5e-3 at 0.516; 16 over 32000 steps 0.015, 24 over 16000 0.363
+            # (/tmp sweeps, closing notes)
+            "realnvp": {"lr": 2e-3, "steps": 32000},
         }
     )
     model_options: dict = dataclasses.field(

@@ -36,7 +36,8 @@ def log_mean_exp_chunked(
 ) -> Array:
     """log (1/k) sum_{j<k} exp(log_weights(fold_in(key, j))), `chunk_size` samples at a time.
 
-    `log_weights`: keys (c,) -> log weights (c,). A last partial chunk is masked, so any
+    `log_weights`: keys (c,) -> log weights (..., c), the samples on the last axis (leading axes: one
+    estimate each, e.g. images that share the draws). A last partial chunk is masked, so any
     `num_samples` works with any `chunk_size`.
     """
     if num_samples < 1 or chunk_size < 1:
@@ -44,27 +45,29 @@ def log_mean_exp_chunked(
     chunk_size = min(chunk_size, num_samples)
     num_chunks = -(-num_samples // chunk_size)
 
-    def body(acc, i):
+    def chunk(i):
         start = i * chunk_size
         lw = log_weights(sample_keys(key, start, chunk_size))
-        lw = jnp.where(start + jnp.arange(chunk_size) < num_samples, lw, -jnp.inf)
-        return jnp.logaddexp(acc, jax.nn.logsumexp(lw)), None
+        return jax.nn.logsumexp(jnp.where(start + jnp.arange(chunk_size) < num_samples, lw, -jnp.inf), -1)
 
-    total, _ = jax.lax.scan(body, jnp.asarray(-jnp.inf, jnp.float32), jnp.arange(num_chunks))
+    first = chunk(0)
+    body = lambda acc, i: (jnp.logaddexp(acc, chunk(i)), None)
+    total, _ = jax.lax.scan(body, first, jnp.arange(1, num_chunks))
     return total - math.log(num_samples)
 
 
 def all_log_weights(
     log_weights: Callable[[Array], Array], key: Array, num_samples: int, chunk_size: int
 ) -> Array:
-    """The k log weights themselves, (num_samples,), computed `chunk_size` at a time (for studies of
-    the estimator against k; `log_mean_exp_chunked` of the same key averages exactly these)."""
+    """The k log weights themselves, (..., num_samples), computed `chunk_size` at a time (for studies
+    of the estimator against k; `log_mean_exp_chunked` of the same key averages exactly these)."""
     chunk_size = min(chunk_size, num_samples)
     num_chunks = -(-num_samples // chunk_size)
     lw = jax.lax.map(
         lambda i: log_weights(sample_keys(key, i * chunk_size, chunk_size)), jnp.arange(num_chunks)
-    )
-    return lw.reshape(-1)[:num_samples]
+    )  # (chunks, ..., c)
+    lw = jnp.moveaxis(lw, 0, -2)
+    return lw.reshape(*lw.shape[:-2], -1)[..., :num_samples]
 
 
 def log_mean_exp_prefixes(log_w: Array, ks) -> Array:

@@ -20,7 +20,9 @@ Three ways to get log p(x) from the same parameters (each a row of the experimen
 - `estimators["prior"]`: log (1/k) sum_j p(x | z_j), z_j ~ p(z): unbiased for p(x) but, in
   784 dimensions, its log is far below log p(x) for any affordable k (`Kind.ESTIMATE`).
 Both estimators run k samples `chunk_size` at a time with a running logsumexp
-(`gen_jax.likelihood.importance`), so k = 5000 costs no more memory than k = chunk_size.
+(`gen_jax.likelihood.importance`), so k = 5000 costs no more memory than k = chunk_size. The prior's
+draws do not depend on x, so the images of one call share them: one decoder pass per draw, not per
+draw and image (each image's estimate is the same in distribution; those of one call are correlated).
 
 `latent_variable_model` assembles any Gaussian-latent model from an encoder and a decoder
 likelihood; `linear_gaussian` builds the tiny model whose log p(x) is known in closed form
@@ -123,34 +125,48 @@ def gaussian_kl(mean: Array, log_scale: Array) -> Array:
     return 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(2.0 * log_scale) - 1.0 - 2.0 * log_scale, axis=-1)
 
 
-def _posterior_weights(encode_one, decoder_log_prob, prepare, latent_dim: int):
-    """weight_fn(params, x, key, proposal) -> (keys -> log weights) for ONE example: the importance
-    log weights log p(x | z) + log p(z) - log r(z), z ~ r the posterior q(z | x) or the prior."""
+def _weights(encode_one, decoder_log_prob, prepare, latent_dim: int):
+    """weight_fn(params, x (B, ...), key, proposal) -> (keys (c,) -> log weights (B, c)): the importance
+    log weights log p(x | z) + log p(z) - log r(z), z ~ r the posterior q(z | x) or the prior.
+
+    Posterior: example i draws its own z_j (from fold_in(key_j, i)). Prior: the draws do not
+    depend on x, so every example of the call shares them (from `key` itself) and the decoder runs once
+    per draw, not once per draw and example (vmap leaves the x-free decoding unbatched): each example's
+    estimate is the same in distribution, the estimates of one call's examples are correlated."""
 
     def weight_fn(params, x, key, proposal):
-        k_prep, _ = jax.random.split(key)
-        x = prepare(x, k_prep)
-        if proposal == "posterior":
-            mean, log_scale = encode_one(params, x)
-        elif proposal == "prior":
-            mean = log_scale = jnp.zeros((latent_dim,), jnp.float32)
-        else:
+        keys = jax.random.split(key, x.shape[0])
+        x = jax.vmap(lambda xi, k: prepare(xi, jax.random.split(k)[0]))(x, keys)
+        if proposal == "prior":
+
+            def prior_weights(sample_keys):
+                z = jax.vmap(lambda k: jax.random.normal(k, (latent_dim,)))(sample_keys)
+                return jax.vmap(lambda xi: decoder_log_prob(params, z, xi))(x)
+
+            return prior_weights, _sample_key(key)
+        if proposal != "posterior":
             raise ValueError(f"unknown proposal {proposal!r}; choose 'posterior' or 'prior'")
+        mean, log_scale = jax.vmap(lambda xi: encode_one(params, xi))(x)
 
-        def log_weights(keys):
-            eps = jax.vmap(lambda k: jax.random.normal(k, (latent_dim,)))(keys)
-            z = mean[None] + jnp.exp(log_scale)[None] * eps
-            log_pz = jnp.sum(norm.logpdf(z), axis=-1)
-            log_q = jnp.sum(norm.logpdf(eps) - log_scale[None], axis=-1)
-            return decoder_log_prob(params, z, x) + log_pz - log_q
+        def posterior_weights(sample_keys):
+            def one(xi, m, s, i):  # example i's draw j from fold_in(key_j, i)
+                eps = jax.vmap(lambda kj: jax.random.normal(jax.random.fold_in(kj, i), (latent_dim,)))(
+                    sample_keys
+                )
+                z = m[None] + jnp.exp(s)[None] * eps
+                log_pz = jnp.sum(norm.logpdf(z), axis=-1)
+                log_q = jnp.sum(norm.logpdf(eps) - s[None], axis=-1)
+                return decoder_log_prob(params, z, xi) + log_pz - log_q
 
-        return log_weights
+            return jax.vmap(one)(x, mean, log_scale, jnp.arange(x.shape[0]))
+
+        return posterior_weights, _sample_key(key)
 
     return weight_fn
 
 
 def _sample_key(key):
-    """The key every estimate of one example draws its z_j from."""
+    """The key every estimate of one call draws its z_j from."""
     return jax.random.fold_in(key, 1)
 
 
@@ -160,26 +176,14 @@ def _estimators(weight_fn, event_shape, num_samples: int, chunk_size: int):
     def estimate(proposal: str, k: int):
         def log_prob_k(params, x, key):
             check_batch(x, event_shape)
-
-            def one(x, key):
-                return log_mean_exp_chunked(
-                    weight_fn(params, x, key, proposal), _sample_key(key), k, chunk_size
-                )
-
-            return jax.vmap(one)(x, jax.random.split(key, x.shape[0]))
+            return log_mean_exp_chunked(*weight_fn(params, x, key, proposal), k, chunk_size)
 
         return log_prob_k
 
     def log_weights(params, x, key, k, proposal="posterior", chunk=None):
         """All k log weights of each example, (B, k): the draws `estimate` averages (same key)."""
         check_batch(x, event_shape)
-
-        def one(x, key):
-            return all_log_weights(
-                weight_fn(params, x, key, proposal), _sample_key(key), k, chunk or chunk_size
-            )
-
-        return jax.vmap(one)(x, jax.random.split(key, x.shape[0]))
+        return all_log_weights(*weight_fn(params, x, key, proposal), k, chunk or chunk_size)
 
     return estimate, log_weights
 
@@ -236,7 +240,7 @@ def latent_variable_model(
         k_z, k_x = jax.random.split(key)
         return decoder_sample(params, jax.random.normal(k_z, (n, latent_dim)), k_x)
 
-    weight_fn = _posterior_weights(encode_one, decoder_log_prob, prepare, latent_dim)
+    weight_fn = _weights(encode_one, decoder_log_prob, prepare, latent_dim)
     estimate, log_weights = _estimators(weight_fn, event_shape, num_samples, chunk_size)
     return Model(
         name=name,

@@ -31,7 +31,9 @@ class TrainConfig:
     tensorboard: write TensorBoard event files beside metrics.jsonl (when there is a workdir).
     patience: early stopping: stop when the held-out NLL has not improved for this many evaluations
       (every `eval_every` steps), and return the parameters of the best evaluation (None: train all
-      steps, return the last parameters).
+      steps, return the last parameters). Under the cosine schedule evaluations in the first half of
+      the steps keep the best parameters but do not count: the validation NLL plateaus while the rate
+      is high and falls as it decays.
     """
 
     steps: int = 3000

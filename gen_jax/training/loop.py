@@ -356,7 +356,7 @@ def train(
         model, optimizer, cfg, batch_fn or random_batches(cfg.batch_size), mesh, elapsed_before
     )
     monitor = Monitor(workdir, cfg.steps, int(state.step), desc or model.name, cfg, primary)
-    stopper = _EarlyStopping(cfg.patience) if cfg.patience and evaluate is not None else None
+    stopper = _stopper(cfg) if cfg.patience and evaluate is not None else None
     state = _run_loop(model, cfg, state, train_data, runner, monitor, evaluate, ckpt, stopper)
     done = int(state.step)
     seconds = time.perf_counter() - runner.t0
@@ -374,10 +374,11 @@ def train(
 
 class _EarlyStopping:
     """Keeps the parameters of the best held-out NLL; says to stop after `patience` evaluations
-    without improvement."""
+    without improvement, counted from `count_from` on (a decaying schedule's first half plateaus
+    while the rate is high and then improves as it decays: earlier evaluations only keep the best)."""
 
-    def __init__(self, patience: int):
-        self.patience, self.bad = patience, 0
+    def __init__(self, patience: int, count_from: int = 0):
+        self.patience, self.count_from, self.bad = patience, count_from, 0
         self.best = {"step": None, "eval_nll": float("inf"), "params": None}
 
     def update(self, step: int, row: dict, params) -> bool:
@@ -389,8 +390,15 @@ class _EarlyStopping:
             params = jax.tree_util.tree_map(jnp.copy, params)  # the state's buffers are donated
             self.best, self.bad = {"step": step, "eval_nll": nll, "params": params}, 0
             return False
-        self.bad += 1
+        self.bad += step >= self.count_from
         return self.bad >= self.patience
+
+
+def _stopper(cfg: TrainConfig) -> _EarlyStopping:
+    """Early stopping for `cfg`: under the cosine schedule, patience counts from half the steps on.
+    RealNVP on the 10-D sine chain (/tmp sweep, closing note): stopped by a patience of 6 x 500 steps
+    at step 17500 of 32000 (the best at 14500), 0.127 nats above the entropy; all 32000 steps, 0.015."""
+    return _EarlyStopping(cfg.patience, cfg.steps // 2 if cfg.schedule == "cosine" else 0)
 
 
 def _run_loop(
