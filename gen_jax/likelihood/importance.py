@@ -50,9 +50,9 @@ def log_mean_exp_chunked(
         lw = log_weights(sample_keys(key, start, chunk_size))
         return jax.nn.logsumexp(jnp.where(start + jnp.arange(chunk_size) < num_samples, lw, -jnp.inf), -1)
 
-    first = chunk(0)
+    init = jnp.full(jax.eval_shape(chunk, 0).shape, -jnp.inf, jnp.float32)  # no second trace of a chunk
     body = lambda acc, i: (jnp.logaddexp(acc, chunk(i)), None)
-    total, _ = jax.lax.scan(body, first, jnp.arange(1, num_chunks))
+    total, _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
     return total - math.log(num_samples)
 
 
