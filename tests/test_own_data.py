@@ -132,3 +132,21 @@ def test_own_data_files_hold_disjoint_train_validation_and_test_draws(tmp_path):
     assert np.mean(parts["validation"][:, 1]) > 500  # x2 = 12 + 2 x1^2 + noise, times 100, minus 500
     h, _ = SYNTHETIC["shifted2d"].entropy(500)
     assert entropy == pytest.approx(h + 2 * np.log(100.0))  # H(a x + b) = H(x) + D log|a|
+
+
+def test_true_test_nll_follows_the_rescaling_and_scatters_around_the_entropy(tmp_path):
+    """The table's "- true NLL" reference: the true density's NLL of the test points in the file's own
+    units. The same draws rescaled by a x + b differ by exactly D log|a|; unrescaled, it is the
+    entropy up to the test sample's noise; a wrong Jacobian, a missing shift or the wrong density
+    would fail one of the two."""
+    from experiments.configs.own_data import PRESETS
+    from experiments.own_data import true_test_nll, write_files
+
+    cfg = dataclasses.replace(PRESETS["smoke"], out=str(tmp_path), n_test=4000, n_entropy=20000)
+    nll = {}
+    for a, b in ((1.0, 0.0), (100.0, -500.0), (0.01, 3.0)):
+        files, entropy = write_files(cfg, "mix6d", a, b)
+        nll[a] = true_test_nll("mix6d", np.load(files.test), a, b)
+        assert abs(nll[a] - entropy) < 0.15, (a, nll[a], entropy)  # sd of -log p about 2 nats / 63
+    assert nll[100.0] - nll[1.0] == pytest.approx(6 * np.log(100.0), abs=1e-3)
+    assert nll[0.01] - nll[1.0] == pytest.approx(6 * np.log(0.01), abs=1e-3)
