@@ -2,6 +2,7 @@
 
     python -m experiments.bench_families                    # make bench-families
     python -m experiments.bench_families --families vae,glow --runs 1 --steps 40
+    python -m experiments.bench_families "families=[pixelcnn,glow]" "variants=[bf16]"   # default + bf16
     python -m experiments.bench_families --preset smoke probe_n=512   # any field of configs/bench_families.py
 
 For each family (at the size its experiment trains: the bench flows, and the `cpu` preset of the
@@ -160,13 +161,14 @@ def run(cfg: BenchFamiliesConfig, fresh: bool = False) -> list[dict]:
     specs = _specs()
     valid = [*specs, *dict.fromkeys(s[0] for s in specs.values())]
     benchlib.check_choices("families", cfg.families, valid, allow_empty=True)
+    benchlib.check_choices("variants", cfg.variants, ["default", *VARIANTS], allow_empty=True)
     chosen = [f for f in specs if not cfg.families or f in cfg.families or specs[f][0] in cfg.families]
     cmd = benchlib.child_command(MODULE, "matmul_gflops", n=cfg.probe_n)
     probe = statistics.median(benchlib.run_child(cmd, "the matmul probe")["gflops"] for _ in range(cfg.runs))
     print(f"matmul probe ({cfg.probe_n} x {cfg.probe_n} float32): {probe:.1f} GFLOP/s", flush=True)
     rows = []
     for family in chosen:
-        for variant in variants(family):
+        for variant in [v for v in variants(family) if v == "default" or v in (cfg.variants or [v])]:
             cmd = benchlib.child_command(MODULE, "run_once", family=family, variant=variant, steps=cfg.steps)
             runs = [benchlib.run_child(cmd, f"{family}/{variant}") for _ in range(cfg.runs)]
             rows.append(row := dict(runs[0], **{k: statistics.median(r[k] for r in runs) for k in MEDIANS}))
@@ -181,7 +183,7 @@ def run(cfg: BenchFamiliesConfig, fresh: bool = False) -> list[dict]:
     return rows
 
 
-SHORTHANDS = benchlib.shorthands("runs steps probe_n out", "families")  # the earlier flags, config keys now
+SHORTHANDS = benchlib.shorthands("runs steps probe_n out", "families variants")  # the earlier flags
 
 
 def main(argv=None) -> None:

@@ -108,6 +108,24 @@ def test_energy_nets_shapes_and_ladder():
     assert samples.shape == (7, 2) and np.all(np.isfinite(np.asarray(samples)))
     with pytest.raises(ValueError, match="objective"):
         raw_model("ebm", (2,), objective="contrastive_divergence")
+
+
+def test_fourier_energy_reads_fixed_random_features():
+    """energy_net="fourier": the MLP's first layer reads [z, sin(z W), cos(z W)] (D + 2F inputs), W a
+    constant of the network, not a parameter: the same for every init key, so a saved model reloads."""
+    from gen_jax.models.ebm import FOURIER_FEATURES
+
+    model = raw_model("ebm_dsm", (3,), hidden=(8,), energy_net="fourier")
+    x = jax.random.normal(jax.random.key(0), (32, 3))
+    params = model.init(jax.random.key(1), x)
+    shapes = [v.shape for v in jax.tree_util.tree_leaves(params["net"])]
+    assert (3 + 2 * FOURIER_FEATURES, 8) in shapes and (3, FOURIER_FEATURES) not in shapes
+    assert "Fourier features" in model.info["architecture"]
+    # W is fixed: a second model built alone gives the same energies with the same parameters
+    again = raw_model("ebm_dsm", (3,), hidden=(8,), energy_net="fourier")
+    np.testing.assert_allclose(model.log_prob(params, x), again.log_prob(params, x), rtol=1e-6)
+    plain = raw_model("ebm_dsm", (3,), hidden=(8,))
+    assert (3, 8) in [v.shape for v in jax.tree_util.tree_leaves(plain.init(jax.random.key(1), x)["net"])]
     with pytest.raises(ValueError, match="vectors"):
         raw_model("ebm", (3, 3), objective="dsm")
 

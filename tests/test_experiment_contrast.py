@@ -127,4 +127,4 @@ def test_contrast_smoke_every_objective_and_the_tiny_world(tmp_path):
     for name in ("ebm_bin_nce", "ebm_bin_cd"):
         assert rows[("patches3x3", name)]["likelihood_kind"] == "exact"
     md = (tmp_path / "out" / "results.md").read_text()
-    assert "learned log Z - grid/enumerated log Z" in md and "best unnormalized model" in md
+    assert "learned log Z - grid/enumerated log Z" in md and "best pure energy model" in md

@@ -29,7 +29,9 @@ TINY = {
     "gmm": dict(num_components=4, em_iters=20),
     "diffusion": dict(width=16, num_blocks=1, elbo_samples=16, sample_steps=4),
     "gan": dict(hidden=(16,)),
+    "ebm_nsf": dict(hidden=(16,), base_options=dict(num_layers=2, hidden=(16,))),
 }
+EBM_TINY = {"hidden": (16,), "sample_temps": 4}  # the pure energy models
 CFG = TrainConfig(
     steps=100,
     batch_size=128,
@@ -49,7 +51,7 @@ def moons():
 
 
 def _fit(name, train_x, test_x):
-    opts = {**({"hidden": (16,), "sample_temps": 4} if name.startswith("ebm") else {}), **TINY.get(name, {})}
+    opts = TINY.get(name, EBM_TINY if name.startswith("ebm") else {})
     model = make_model(name, 2, **opts)
     params = train(model, train_x, CFG).params
     if model.kind == Kind.NONE:  # the GAN: no density, its samples are compared

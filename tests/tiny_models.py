@@ -22,6 +22,7 @@ CASES = {
     "maf": (VECTOR, dict(num_layers=2, hidden=(8,)), "real"),
     "gaussian": (VECTOR, {}, "real"),
     "gmm": (VECTOR, dict(num_components=3, em_iters=5), "real"),
+    "ebm_nsf": (VECTOR, dict(base_options=dict(num_layers=2, hidden=(8,), num_bins=4), hidden=(8,)), "real"),
     "pixel_cat": (IMAGE, {}, "8bit"),
     "glow": (IMAGE, dict(num_levels=2, steps_per_level=1, channels=4), "8bit"),
     "ebm_flow": (

@@ -11,6 +11,8 @@ class BenchFamiliesConfig:
     """Which families are measured, and how long.
 
     families: family labels (e.g. "flow/nsf", "vae") or model names (e.g. "nsf", "glow"); empty: all.
+    variants: of `experiments.bench_families.VARIANTS` and "default" (always measured); empty: every
+    variant that applies to the family.
     steps: steady-state steps timed per measurement (the vector families 10x that); runs: fresh
     processes per (family, variant), and per matmul probe of `probe_n` x `probe_n` float32.
     """
@@ -18,6 +20,7 @@ class BenchFamiliesConfig:
     runs: int = 3
     steps: int = 60
     families: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()
     probe_n: int = 2048
     out: str = "results/bench"
 

@@ -4,10 +4,11 @@
     model.kind == Kind.UNNORMALIZED              # log_prob is -E(x): off by an unknown log Z
     normalized = with_log_z(model, log_z, se)    # gen_jax.likelihood.normalize: Kind.ESTIMATE
 
-Energy network: an MLP on vectors, a small conv net or a U-Net denoiser on images (H, W, C)
-(`gen_jax.nn.energy`). Inputs are standardized with the mean and scale of the example batch seen at
-init (kept fixed), and the energy adds a quadratic term so that exp(-E) stays integrable whatever
-the network does far from the data: a weak isotropic one, or the example batch's own Gaussian.
+Energy network: an MLP on vectors (`energy_net="fourier"`: on random Fourier features of them), a
+small conv net or a U-Net denoiser on images (H, W, C) (`gen_jax.nn.energy`). Inputs are standardized
+with the mean and scale of the example batch seen at init (kept fixed), and the energy adds a
+quadratic term so that exp(-E) stays integrable whatever the network does far from the data: a weak
+isotropic one, or the example batch's own Gaussian.
 
 8-bit images (`data="8bit"`, the default for images): the energy is a density of v = x + u, the
 pixel values dequantized (u ~ U[0, 1)^D), or of their logits (`logit_alpha`), so with Z the integral
@@ -67,6 +68,7 @@ from gen_jax.nn.mlp import mixed_precision
 from gen_jax.sampling.anneal import gaussian_base, smc_sample
 from gen_jax.sampling.mcmc import annealed_langevin
 
+FOURIER_FEATURES = 64  # energy_net="fourier": the MLP on z and sin / cos of z W, W ~ N(0, 1), z standardized
 OBJECTIVES = ("dsm", "dsm_ladder", "ssm", "naive_mle", "nce", "cd")
 CHOICES = {
     "objective": OBJECTIVES,
@@ -74,7 +76,7 @@ CHOICES = {
     "sampler": ("smc", "annealed_langevin"),
     "quadratic": ("isotropic", "gaussian"),
     "data": (None, "continuous", "8bit"),
-    "energy_net": ("auto", "mlp", "conv", "unet"),
+    "energy_net": ("auto", "mlp", "fourier", "conv", "unet"),
     "nce_noise": ("gaussian", "gmm"),
 }
 
@@ -204,9 +206,12 @@ def _network(opts: EBMOptions, event_shape: tuple[int, ...]):
     if kind == "auto":
         kind = "mlp" if len(event_shape) == 1 else "conv"
     act = activation_fn(opts.activation)
-    if len(event_shape) == 1 and kind == "mlp":
-        arch = f"energy MLP {list(opts.hidden)} {opts.activation}"
-        return EnergyMLP(tuple(opts.hidden), act, opts.conditional), arch, (0,)
+    if len(event_shape) == 1 and kind in ("mlp", "fourier"):
+        features = FOURIER_FEATURES if kind == "fourier" else 0
+        arch = f"energy MLP {list(opts.hidden)} {opts.activation}" + (
+            f" on {features} random Fourier features" if features else ""
+        )
+        return EnergyMLP(tuple(opts.hidden), act, opts.conditional, features), arch, (0,)
     if len(event_shape) == 3 and kind == "conv":
         arch = f"energy conv {list(opts.conv_features)} {opts.activation}"
         return (
@@ -219,8 +224,8 @@ def _network(opts: EBMOptions, event_shape: tuple[int, ...]):
         arch = f"energy |z - D(z)|^2 / 2s^2, D a U-Net {list(opts.unet_channels)}"
         return net, arch, (0, 1, 2, 3)
     raise ValueError(
-        f"energy_net={opts.energy_net!r} does not take examples of shape {event_shape}: 'mlp' models vectors "
-        "(D,), 'conv' and 'unet' images (H, W, C)"
+        f"energy_net={opts.energy_net!r} does not take examples of shape {event_shape}: 'mlp' and 'fourier' "
+        "model vectors (D,), 'conv' and 'unet' images (H, W, C)"
     )
 
 
@@ -550,7 +555,8 @@ def ebm(event_shape: tuple[int, ...], name: str | None = None, **options) -> Mod
     Gaussian smoothed at the noise level, normalized (E = -log N when the network is zero: log Z = 0),
     so the network learns only what a Gaussian misses. correction_bound B: the network's term is
     B tanh(f / B), so |log Z| < B whatever it learned. data: "continuous" (default for vectors) or
-    "8bit" (default for images). energy_net: "mlp", "conv", "unet" (noise-conditional) or "auto".
+    "8bit" (default for images). energy_net: "mlp", "fourier" (vectors), "conv", "unet"
+    (noise-conditional) or "auto".
     time_score_weight: see `dsm_per_example`.
     """
     event_shape = tuple(int(s) for s in event_shape)

@@ -52,6 +52,7 @@ MODELS: dict[str, Entry] = {
     "gan": Entry("gan:gan", doc="vectors (MLP pair) or 28x28x1 images (DCGAN pair); no density"),
     "diffusion": Entry("diffusion:diffusion", doc="vectors (TimeMLP) or images (U-Net); bound + ODE"),
     "ebm_flow": Entry("ebm_flow:ebm_flow", doc="8-bit images: Glow x a bounded energy correction (NCE)"),
+    "ebm_nsf": Entry("ebm_flow:ebm_nsf", _VECTOR, "NSF x a bounded energy correction (NCE against the NSF)"),
     "ebm": Entry("ebm:ebm", doc="energy model; objective= dsm | dsm_ladder | ssm | naive_mle"),
     "ebm_dsm": Entry("ebm:ebm_dsm", doc="energy model by denoising score matching"),
     "ebm_dsm_ladder": Entry("ebm:ebm_dsm_ladder", doc="noise-conditional energy, DSM over a ladder"),

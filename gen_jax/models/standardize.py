@@ -30,6 +30,7 @@ from gen_jax.core.capabilities import (
     GaussianTerm,
     LatentVariable,
     LearnedLogZ,
+    NormalizedBase,
     ProbabilityFlow,
     ShortRunSampler,
 )
@@ -133,6 +134,12 @@ def _wrap_capability(c):
             return inverse(stats(params), c.sample(params["model"], key, n, cfg))
 
         return ProbabilityFlow(log_prob_and_nfe, sample, c.config, c.process)
+    if isinstance(c, NormalizedBase):  # the base and its correction live in the inner space, as y does
+        return NormalizedBase(
+            lambda params, key, n: c.sample(params["model"], key, n),
+            lambda params, y: c.log_prob(params["model"], y),
+            lambda params, y: c.log_correction(params["model"], y),
+        )
     if isinstance(c, LearnedLogZ):  # log Z is the same in both spaces (log_prob carries the log-det)
         return LearnedLogZ(lambda params: c.read(params["model"]))
     if isinstance(c, ShortRunSampler):

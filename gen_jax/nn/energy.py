@@ -14,14 +14,25 @@ from gen_jax.nn.unet import UNet
 
 
 class EnergyMLP(nn.Module):
-    """Scalar energy of vectors (batch, D); with `conditional`, also of the noise level log sigma."""
+    """Scalar energy of vectors (batch, D); with `conditional`, also of the noise level log sigma.
+
+    `fourier_features` F > 0: the MLP reads [x, sin(x W), cos(x W)], W (D, F) fixed random frequencies
+    N(0, fourier_scale^2) drawn from PRNG key 0 (a constant, never trained; Tancik et al. 2020). A plain
+    MLP is slow to fit a log-density with sharp edges or thin ridges (its spectral bias); these
+    features give it the high frequencies (see `make contrast`: rings, checkerboard, 2spirals)."""
 
     hidden: Sequence[int]
     activation: Callable[[jax.Array], jax.Array] = nn.silu
     conditional: bool = False
+    fourier_features: int = 0
+    fourier_scale: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array, log_sigma: jax.Array) -> jax.Array:
+        if self.fourier_features:
+            w = jax.random.normal(jax.random.key(0), (x.shape[-1], self.fourier_features))
+            proj = x @ (self.fourier_scale * w).astype(x.dtype)
+            x = jnp.concatenate([x, jnp.sin(proj), jnp.cos(proj)], axis=-1)
         if self.conditional:
             x = jnp.concatenate([x, log_sigma[:, None]], axis=-1)
         return MLP(tuple(self.hidden), 1, self.activation)(x)[:, 0]
