@@ -135,6 +135,11 @@ def learned_log_z_lines(rows: list[dict]) -> list[str]:
     return [f"learned log Z - grid/enumerated log Z (NCE's self-normalization error, nats): {parts}"]
 
 
+def models_on_a_base(rows: list[dict]) -> set[str]:
+    """The models with a "<model>/base" row: energies on a normalized base (`NormalizedBase`)."""
+    return {r["model"].split("/")[0] for r in rows if r["model"].endswith("/base")}
+
+
 def best_unnormalized_lines(rows: list[dict], reference: str = "nsf", goal: float = 0.05) -> list[str]:
     """Per dataset, the best energy model's test NLL against the reference flow's: the best pure energy
     (no normalized base), and beside it the best energy on a normalized base (a model with a
@@ -143,7 +148,7 @@ def best_unnormalized_lines(rows: list[dict], reference: str = "nsf", goal: floa
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         here = [r for r in rows if r["dataset"] == ds and r.get("test_nll") is not None]
         ref = [r for r in here if r["model"] == reference]
-        on_base = {r["model"].split("/")[0] for r in here if r["model"].endswith("/base")}
+        on_base = models_on_a_base(here)
         ebms = [r for r in here if r.get("log_z_ais") is not None]
         pure, based = (
             [r for r in ebms if r["model"] not in on_base],
