@@ -173,3 +173,41 @@ def test_annealing_in_segments_equals_one_scan_bit_for_bit():
     seg = anneal_in_segments(path, x0, jax.random.key(1), steps, as_transition("mala"), segments=5)
     for a, b in zip(one, seg, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_one_pilot_on_a_short_ladder_serves_runs_of_any_length():
+    """`AISConfig.pilot_temps`: the pilot tunes on a short ladder of the same path and each run
+    interpolates its step sizes (log-linear in t / K): the run uses exactly those, still finds a
+    known log Z (scales 100x apart), and a ladder of runs given one pilot's step sizes reproduces
+    the runs that tune their own."""
+    from gen_jax.core import Kind, Model
+    from gen_jax.likelihood.ais import AISConfig, interpolate_step_sizes
+    from gen_jax.likelihood.normalize import NormalizeConfig, ais_log_z, pilot_step_sizes
+
+    steps = np.array([0.5, 0.2, 0.1, 0.05], np.float32)
+    np.testing.assert_allclose(interpolate_step_sizes(steps, 3), steps, rtol=1e-6)
+    fine = interpolate_step_sizes(steps, 6)
+    np.testing.assert_allclose(fine[::2], steps, rtol=1e-6)
+    np.testing.assert_allclose(fine[1], math.sqrt(0.5 * 0.2), rtol=1e-5)  # geometric midpoint
+
+    scale = np.array([0.05, 5.0, 1.0], np.float32)
+    log_f = lambda x: -0.5 * jnp.sum((x / scale[None]) ** 2, axis=-1)  # noqa: E731
+    model = Model("quad", (3,), Kind.UNNORMALIZED, None, None, lambda p, x, k=None: log_f(x), None)
+    truth = float(np.sum(np.log(np.sqrt(2 * np.pi) * scale)))
+    reference = scale * np.random.default_rng(0).normal(size=(2000, 3)).astype(np.float32)
+    cfg = NormalizeConfig(ais=AISConfig(num_chains=400, num_temps=80, num_pilot=32, pilot_temps=20))
+    key = jax.random.key(0)
+    pilot = pilot_step_sizes(model, None, reference, key, cfg)
+    assert pilot.shape == (21,) and np.all(pilot > 0)
+    res = ais_log_z(model, None, reference, key, cfg)
+    np.testing.assert_allclose(res.step_sizes, interpolate_step_sizes(pilot, 80), rtol=1e-6)
+    assert abs(res.log_z - truth) < max(4 * res.log_z_se, 0.02), (res.log_z, res.log_z_se, truth)
+    for k in (20, 40):  # a rung given the pilot's steps == a rung that runs the same pilot itself
+        given = ais_log_z(model, None, reference, key, cfg, num_temps=k, step_sizes=pilot)
+        own = ais_log_z(model, None, reference, key, cfg, num_temps=k)
+        if k == 20:  # pilot_temps == K: the run tunes at every temperature, the pilot's own ladder
+            np.testing.assert_allclose(own.step_sizes, pilot, rtol=1e-6)
+        np.testing.assert_allclose(given.log_weights, own.log_weights, rtol=1e-5)
+    assert pilot_step_sizes(model, None, reference, key, NormalizeConfig()) is None
+    with pytest.raises(ValueError, match="pilot_temps"):
+        AISConfig(pilot_temps=-1)

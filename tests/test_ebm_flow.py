@@ -6,6 +6,7 @@
 - NCE's loss in log Z is minimised at the true normalizer when the correction is the true log-ratio.
 """
 
+import dataclasses
 import math
 
 import jax
@@ -67,6 +68,18 @@ def test_importance_sampling_and_ais_agree_on_a_random_correction():
     se = math.hypot(imp["se"], res.log_z_se)
     assert abs(imp["log_z"] - res.log_z) < 3 * se + 0.05, (imp, res.log_z, res.log_z_se)
     assert -50 < imp["log_z"] < 50 and -50 < res.log_z < 50
+    # AIS in the Glow's latent space agrees too; from_latent is the Glow's own map z -> v
+    latent = dataclasses.replace(CFG, ais=dataclasses.replace(CFG.ais, flow_coordinates="latent"))
+    lat = ais_log_z(model, params, x, key, latent)
+    se = math.hypot(imp["se"], lat.log_z_se)
+    assert abs(imp["log_z"] - lat.log_z) < 3 * se + 0.05, (imp, lat.log_z, lat.log_z_se)
+    z = jax.random.normal(jax.random.key(2), (model.num_dims,))
+    nb = model.get(NormalizedBase)  # log q(g(z)) + log |dg/dz| = log N(z), via the bijector's log-det
+    fe = nb.from_latent.__self__
+    v, log_det = fe.base.internals["arch"].encoder(params["base"]).bijectors[0].inverse_and_log_det(z)
+    np.testing.assert_allclose(nb.from_latent(params, z), v, rtol=1e-6)
+    log_n = -0.5 * jnp.sum(z**2) - 0.5 * model.num_dims * math.log(2 * math.pi)
+    np.testing.assert_allclose(nb.log_prob(params, v[None])[0] + log_det, log_n, rtol=1e-5, atol=1e-3)
 
 
 def test_nce_loss_is_minimised_at_the_true_log_z():
@@ -139,3 +152,14 @@ def test_vector_energy_on_an_nsf_normalizes_three_ways_and_is_the_nsf_with_a_con
     res = ais_log_z(model, params, x, key, CFG)
     assert abs(imp["log_z"] - grid) < 3 * imp["se"] + 0.03, (imp, grid)
     assert abs(res.log_z - grid) < 3 * res.log_z_se + 0.03, (res.log_z, res.log_z_se, grid)
+    # AIS in the NSF's latent space (y = g(z), q = N(0, I) there): the same log Z; its chains end in y
+    latent = dataclasses.replace(CFG, ais=dataclasses.replace(CFG.ais, flow_coordinates="latent"))
+    res = ais_log_z(model, params, x, key, latent)
+    assert abs(res.log_z - grid) < 3 * res.log_z_se + 0.03, (res.log_z, res.log_z_se, grid)
+    assert res.positions.shape == (CFG.ais.num_chains, 2)
+    base = model.get(NormalizedBase)  # from_latent is q's own map: log q(g(z)) + log |dg/dz| = log N(z)
+    for z in jax.random.normal(jax.random.key(5), (3, 2)):
+        jac = jax.jacfwd(lambda z: base.from_latent(params, z))(z)
+        log_q = base.log_prob(params, base.from_latent(params, z)[None])[0]
+        lhs = log_q + jnp.linalg.slogdet(jac)[1]
+        np.testing.assert_allclose(lhs, -0.5 * jnp.sum(z**2) - math.log(2 * math.pi), atol=1e-4)

@@ -1,5 +1,6 @@
 """`make images` end to end on a tiny config with a few synthetic images: kinds, rows, the saved run."""
 
+import dataclasses
 import gzip
 import json
 
@@ -94,6 +95,9 @@ def test_images_smoke(model, tmp_path, monkeypatch):
         cfg2 = resolve(PRESETS["smoke"], [f"setup.data_dir={cfg.setup.data_dir}", "eval.seed=0"])
         again = images_exp.eval_saved(cfg2, str(run_dir))
         assert abs(again[0]["test_bpd"] - rows[0]["test_bpd"]) < 1e-6
+        # a reused run (0 training steps: no steps/s) scored under a new evaluation config
+        other = images_exp.run(dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, seed=1)))
+        assert other[0]["images_per_sec"] is None and np.isfinite(other[0]["test_bpd"])
 
 
 def _no_tfds(*args, **kwargs):

@@ -165,7 +165,12 @@ CPU = ImagesConfig(
             "glow/iw64": 100,
         },
         normalize=NormalizeConfig(
-            ais=AISConfig(num_chains=64, num_temps=2000, num_pilot=64), is_samples=20_000, is_chunk=500
+            # one pilot on 200 temperatures serves the ladder; ebm_flow's chains in its Glow's latent space
+            ais=AISConfig(
+                num_chains=64, num_temps=2000, num_pilot=64, pilot_temps=200, flow_coordinates="latent"
+            ),
+            is_samples=20_000,
+            is_chunk=500,
         ),
     ),
     quality=QualityConfig(
@@ -283,7 +288,9 @@ SMOKE = ImagesConfig(
         eval_examples={"diffusion/ode": 2, "diffusion/ode_tol0.1_iw2": 2},
         eval_batch={"vae/iwae": 8, "vae/prior": 8, "diffusion/ode": 2},
         normalize=NormalizeConfig(
-            ais=AISConfig(num_chains=8, num_temps=20, num_pilot=8), is_samples=64, is_chunk=32
+            ais=AISConfig(num_chains=8, num_temps=20, num_pilot=8, pilot_temps=5, flow_coordinates="latent"),
+            is_samples=64,
+            is_chunk=32,
         ),
         ais_reference=64,
         ais_check_temps=(10,),

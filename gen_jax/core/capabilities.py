@@ -83,12 +83,15 @@ class NormalizedBase(Capability):
     """The log-density is log q(y) plus a correction, q normalized with exact samples (a flow).
 
     sample(params, key, n) -> n draws of y (n, *event_shape); log_prob(params, y) -> log q (n,);
-    log_correction(params, y) -> the log-density minus log q at ONE y (AIS tempers only this term).
+    log_correction(params, y) -> the log-density minus log q at ONE y (AIS tempers only this term);
+    from_latent(params, z) -> ONE y from ONE latent z (flat, N(0, I) under q): the flow's own map,
+    so AIS may run in z, where q is exactly the standard normal (None: no latent map).
     """
 
     sample: Callable[..., Array]
     log_prob: Callable[..., Array]
     log_correction: Callable[..., Array]
+    from_latent: Callable[..., Array] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,13 +21,14 @@ import jax
 import numpy as np
 
 from gen_jax.core import ConfigError, Kind, nats_to_bits_per_dim, num_params
+from gen_jax.core.capabilities import NormalizedBase
 from gen_jax.data.images import IMAGE_SHAPE, ImageData, load_images
 from gen_jax.evaluation.config import config_hash
 from gen_jax.evaluation.rows import UNTRUSTED, evaluate_view
 from gen_jax.evaluation.runs import Run, RunSpec, evaluation_cache, make_spec, train_or_reuse
 from gen_jax.evaluation.views import model_views
 from gen_jax.likelihood.ais import AISConfig
-from gen_jax.likelihood.normalize import NormalizeConfig, ais_log_z
+from gen_jax.likelihood.normalize import NormalizeConfig, ais_log_z, pilot_step_sizes
 from gen_jax.training import Progress, TrainConfig
 
 D = math.prod(IMAGE_SHAPE)
@@ -59,7 +60,9 @@ class ImageEval:
     eval_examples: dict = dataclasses.field(default_factory=dict)  # view name -> test images
     eval_batch: dict = dataclasses.field(default_factory=dict)  # view name or model -> images per call
     default_batch: int = 500
-    normalize: NormalizeConfig = NormalizeConfig(ais=AISConfig(num_chains=64, num_temps=2000, num_pilot=64))
+    normalize: NormalizeConfig = NormalizeConfig(
+        ais=AISConfig(num_chains=64, num_temps=2000, num_pilot=64, pilot_temps=200, flow_coordinates="latent")
+    )
     ais_reference: int = 10_000  # training images the AIS base is fitted to
     ais_check_temps: tuple[int, ...] = (200, 600)
     seed: int = 0
@@ -98,10 +101,14 @@ def trained_image_model(
 
 
 def ais_ladder(view, params, reference: np.ndarray, key, ev: ImageEval, est: dict) -> dict:
-    """AIS log Z at the ladder's fewer temperatures (same chains' settings), beside the main run's."""
+    """AIS log Z at the ladder's fewer temperatures (same chains' settings), beside the main run's; with
+    `pilot_temps` every rung takes the main run's pilot step sizes (one pilot for the whole ladder)."""
     by_temps = {}
+    steps = pilot_step_sizes(view, params, reference, key, ev.normalize)  # the main run's (same key)
     for k in ev.ais_check_temps:
-        res = ais_log_z(view, params, reference, jax.random.fold_in(key, k), ev.normalize, num_temps=k)
+        res = ais_log_z(
+            view, params, reference, jax.random.fold_in(key, k), ev.normalize, num_temps=k, step_sizes=steps
+        )
         by_temps[str(k)] = dict(log_z=res.log_z, se=res.log_z_se, ess=res.ess)
     a = ev.normalize.ais
     by_temps[str(a.num_temps)] = dict(
@@ -113,7 +120,14 @@ def ais_ladder(view, params, reference: np.ndarray, key, ev: ImageEval, est: dic
         num_temps=a.num_temps,
         transition=a.transition,
         path=a.path,
+        pilot_temps=a.pilot_temps,
+        latent=a.flow_coordinates == "latent" and _has_latent_map(view),
     )
+
+
+def _has_latent_map(view) -> bool:
+    base = view.get(NormalizedBase)
+    return base is not None and base.from_latent is not None
 
 
 def evaluate_image_run(run: Run, test: np.ndarray, reference: np.ndarray, ev: ImageEval) -> list[dict]:
@@ -164,7 +178,7 @@ def evaluate_image_run(run: Run, test: np.ndarray, reference: np.ndarray, ev: Im
             train_seconds=run.train_seconds,
             train_steps=run.steps,
             eval_seconds=time.perf_counter() - t0,
-            images_per_sec=run.steps_per_sec * run.spec.train.batch_size,
+            images_per_sec=None if not run.steps_per_sec else run.steps_per_sec * run.spec.train.batch_size,
         )
         rows.append(row)
         progress.update(1, **({"bpd": row["test_bpd"]} if row.get("test_bpd") is not None else {}))

@@ -56,8 +56,10 @@ def energy_note(row: dict) -> str:
     steps = sorted(a["by_temps"].items(), key=lambda kv: int(kv[0]))
     ladder = ", ".join(f"K={k}: {v['log_z']:.1f} ± {v['se']:.1f} (ESS {v['ess']:.1f})" for k, v in steps)
     n, ess = a["num_chains"], row["log_z_ais_ess"]
+    pilot = f", step sizes from one pilot on {a['pilot_temps']} temperatures" if a.get("pilot_temps") else ""
+    pilot += ", chains in its base flow's latent space" if a.get("latent") else ""
     text = (
-        f"\n**{row['model']}**: log Z by AIS ({n} chains, {a['transition']} moves, path {a['path']}): "
+        f"\n**{row['model']}**: log Z by AIS ({n} chains, {a['transition']} moves, path {a['path']}{pilot}): "
         f"{ladder}. AIS is a lower bound on log Z in expectation, so its bits/dim is optimistic by the "
         "remaining gap. "
     )

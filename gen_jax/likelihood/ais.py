@@ -21,7 +21,10 @@ N chains resolves with standard error sd(log w) / sqrt(N).
 
 Step sizes are tuned per temperature by a pilot run on a few chains (aiming at the transition's
 target acceptance rate) and then held fixed, so the main run's transitions depend only on the
-temperature, as AIS requires.
+temperature, as AIS requires. The pilot may run on a shorter ladder of the same path
+(`AISConfig.pilot_temps`): its step sizes, interpolated in the position t / K along the path
+(`interpolate_step_sizes`), serve runs of any length, so a ladder of runs (K = 200, 600, 2000)
+shares one pilot. Any fixed step sizes leave the estimate unbiased; they only change its variance.
 
 The path need not be geometric: any sequence of unnormalized densities f_theta_0 .. f_theta_K from
 the normalized base to the target gives the same unbiased estimate of Z (a `Path`). For a model
@@ -135,10 +138,22 @@ class AISConfig:
     # tempering in only the network's correction), see `gen_jax.likelihood.normalize`
     path: str = "auto"
     bridge_fraction: float = 0.1  # noise path: share of the temperatures from the base to sigma_max
+    # the pilot tunes step sizes on a ladder of this many temperatures (same schedule, same path) and
+    # every run interpolates them to its own (`interpolate_step_sizes`); 0: a pilot at every one of the
+    # run's temperatures (two pilot transitions per temperature: twice the main run's cost)
+    pilot_temps: int = 0
+    # a model on a normalized base (a flow): "data": chains in the data's (continuous) space; "latent":
+    # in the flow's latent space, where the base is exactly N(0, I) and the chains only feel the
+    # correction (NeuTra-style; `gen_jax.likelihood.normalize.target`)
+    flow_coordinates: str = "data"
 
     def __post_init__(self):
         if self.path not in ("auto", "geometric", "noise"):
             raise ValueError(f"AISConfig.path must be 'auto', 'geometric' or 'noise', got {self.path!r}")
+        if self.flow_coordinates not in ("data", "latent"):
+            raise ValueError(f"AISConfig.flow_coordinates: 'data' or 'latent', got {self.flow_coordinates!r}")
+        if self.pilot_temps < 0:
+            raise ValueError(f"AISConfig.pilot_temps: >= 0 (0: every temperature), got {self.pilot_temps}")
 
 
 def ais(
@@ -182,6 +197,15 @@ def ais(
     return AISResult(
         log_z, se, ess, num_chains, path.num_temps, np.asarray(log_w), x, np.asarray(acc), np.asarray(steps)
     )
+
+
+def interpolate_step_sizes(step_sizes, num_temps: int) -> np.ndarray:
+    """Step sizes for b_0 .. b_K (K = num_temps) from those of another ladder of the same path (K' + 1
+    of them): log step size interpolated linearly in the position t / K along the path."""
+    steps = np.asarray(step_sizes, np.float64)
+    have = np.linspace(0.0, 1.0, steps.shape[0])
+    want = np.linspace(0.0, 1.0, num_temps + 1)
+    return np.exp(np.interp(want, have, np.log(steps))).astype(np.float32)
 
 
 def _step_sizes(path, key, transition, num_pilot, given):

@@ -8,7 +8,8 @@ Dispatches only on the model's kind and capabilities, never on its family:
 - every `Kind.UNNORMALIZED` model gets a forward AIS estimate (`gen_jax.likelihood.ais`) of the
   integral of its density in the space that density is written in (`ContinuousSpace`; the data
   space otherwise). A model on a normalized base (`NormalizedBase`, a flow): chains start from the
-  base's exact samples and anneal q^(1 - b) (q e^-c)^b = q e^(-b c). Real support otherwise: chains
+  base's exact samples and anneal q^(1 - b) (q e^-c)^b = q e^(-b c) (in the data's space, or with
+  `flow_coordinates="latent"` in the flow's latent z, where q is N(0, I)). Real support otherwise: chains
   in the coordinates that whiten a Gaussian: the model's own
   (`GaussianTerm`: y = m + U (s * w)), else the reference's mean and per-coordinate scale (one
   scale for all pixels of an image), from N(0, base_scale^2 I), with MALA/HMC moves. A model with a
@@ -50,10 +51,21 @@ from gen_jax.core.capabilities import (
     NormalizedBase,
     PartitionFunction,
 )
-from gen_jax.likelihood.ais import AISConfig, AISResult, ais, log_mean_exp_se
+from gen_jax.likelihood.ais import AISConfig, AISResult, ais, interpolate_step_sizes, log_mean_exp_se
 from gen_jax.likelihood.enumerate import MAX_BITS, enumerate_log_z
 from gen_jax.likelihood.grid import log_integrate_2d, widened
-from gen_jax.sampling.anneal import Base, bernoulli_base, gaussian_base, noise_path, schedule, tempered_path
+from gen_jax.sampling.anneal import (
+    AnnealingPath,
+    Base,
+    adapt_step_sizes,
+    as_transition,
+    bernoulli_base,
+    gaussian_base,
+    geometric_path,
+    noise_path,
+    schedule,
+    tempered_path,
+)
 
 LOG_Z_KEYS = (
     "log_z_grid",
@@ -143,6 +155,13 @@ def target(model: Model, params, reference, key, cfg: NormalizeConfig) -> Whiten
         identity = lambda p, x, k: (x, jnp.zeros(x.shape[:1]))
         space = ContinuousSpace(identity, lambda p, y, sigma=None: data_log_f(y))
     flow = model.get(NormalizedBase)
+    if flow is not None and flow.from_latent is not None and cfg.ais.flow_coordinates == "latent":
+        # y = g(z): p~(g(z)) |dg/dz| = N(z; 0, I) exp(c(g(z))): the log-det cancels against q's
+        to_y = lambda z: flow.from_latent(params, z)
+        base = gaussian_base(jnp.zeros(model.num_dims), 1.0)
+        tempered = lambda z: flow.log_correction(params, to_y(z))
+        log_f = lambda z: base.log_prob(z) + tempered(z)
+        return Whitened(log_f, to_y, 0.0, base, None, cfg.ais.transition, tempered)
     if flow is not None:  # AIS from the base itself, which importance sampling draws from
         log_q = lambda y: flow.log_prob(params, y[None])[0]
         base = Base(log_q, lambda k, n: flow.sample(params, k, n), "flow")
@@ -187,20 +206,52 @@ def _in_model_gaussian(model, params, space, gauss, path, cfg) -> Whitened:
     return Whitened(log_f, to_y, shift, base, at, cfg.ais.transition)
 
 
+def _ais_path(model: Model, t: Whitened, cfg: NormalizeConfig, num_temps: int) -> AnnealingPath:
+    """The path AIS anneals along at `num_temps` temperatures: the model's noise path, the base times
+    its tempered correction (the base evaluated once), else the geometric path from the base."""
+    a = cfg.ais
+    if t.at is not None:
+        p = model.get(NoisePath)
+        return noise_path(t.at, t.base, p.sigma_max, p.sigma_min, num_temps, a.bridge_fraction, a.schedule)
+    if t.correction is not None:  # base x correction^b: the same path, the base evaluated once
+        return tempered_path(t.base, t.correction, schedule(num_temps, a.schedule))
+    return geometric_path(t.log_density, t.base, schedule(num_temps, a.schedule))
+
+
+def pilot_step_sizes(
+    model: Model, params, reference, key, cfg: NormalizeConfig = NormalizeConfig()
+) -> np.ndarray | None:
+    """The step sizes of the pilot on `cfg.ais.pilot_temps` temperatures (the pilot `ais_log_z` runs
+    with the same key), or None when the pilot runs at every temperature of each run
+    (pilot_temps = 0). A ladder of runs passes them to each `ais_log_z` (`step_sizes`): one pilot."""
+    a = cfg.ais
+    if not a.pilot_temps:
+        return None
+    t = target(model, params, reference, key, cfg)
+    path = _ais_path(model, t, cfg, a.pilot_temps)
+    k_adapt = jax.random.split(jax.random.fold_in(key, a.seed), 3)[0]  # the key `ais` would tune with
+    transition = as_transition(t.transition)
+    return np.asarray(jax.jit(lambda k: adapt_step_sizes(path, k, transition, a.num_pilot))(k_adapt))
+
+
 def ais_log_z(
-    model: Model, params, reference, key, cfg: NormalizeConfig = NormalizeConfig(), num_temps=None
+    model: Model,
+    params,
+    reference,
+    key,
+    cfg: NormalizeConfig = NormalizeConfig(),
+    num_temps=None,
+    step_sizes=None,
 ) -> AISResult:
     """Forward AIS estimate of the model's log Z (`num_temps` overrides cfg.ais.num_temps): AIS in
-    whitened coordinates, mapped back (log Z + log |dy/dw|, chain positions in y)."""
+    whitened coordinates, mapped back (log Z + log |dy/dw|, chain positions in y). `step_sizes`: a
+    pilot's (`pilot_step_sizes`, any ladder length), interpolated to this run's temperatures; None:
+    the pilot of cfg.ais.pilot_temps temperatures, or one at every temperature."""
     a = cfg.ais
     t = target(model, params, reference, key, cfg)
     k = num_temps or a.num_temps
-    path = None
-    if t.at is not None:
-        p = model.get(NoisePath)
-        path = noise_path(t.at, t.base, p.sigma_max, p.sigma_min, k, a.bridge_fraction, a.schedule)
-    elif t.correction is not None:  # base x correction^b: the same path, the base evaluated once
-        path = tempered_path(t.base, t.correction, schedule(k, a.schedule))
+    if step_sizes is None and 0 < a.pilot_temps < k:
+        step_sizes = pilot_step_sizes(model, params, reference, key, cfg)
     res = ais(
         t.log_density,
         t.base,
@@ -211,7 +262,8 @@ def ais_log_z(
         a.steps_per_temp,
         a.schedule,
         a.num_pilot,
-        path=path,
+        step_sizes=None if step_sizes is None else interpolate_step_sizes(step_sizes, k),
+        path=_ais_path(model, t, cfg, k),
     )
     return dataclasses.replace(
         res,

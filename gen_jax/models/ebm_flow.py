@@ -121,6 +121,9 @@ class GlowEnergy(FlowEnergy):
     def base_log_prob(self, params, v):
         return jax.vmap(self.density_v(params).log_prob)(v)
 
+    def from_latent(self, params, z):  # ONE flat latent -> ONE v
+        return self.base.internals["arch"].encoder(params["base"]).bijectors[0].inverse(z)
+
 
 @dataclasses.dataclass(frozen=True)
 class VectorFlowEnergy(FlowEnergy):
@@ -137,6 +140,9 @@ class VectorFlowEnergy(FlowEnergy):
 
     def base_log_prob(self, params, v):
         return self.base.log_prob(params["base"], v)
+
+    def from_latent(self, params, z):  # ONE latent -> ONE x
+        return self.base.internals["bijector"](params["base"]).forward(z[None])[0]
 
 
 def make_loss(fe: FlowEnergy, nce_ratio: int):
@@ -267,7 +273,7 @@ def _energy_model(fe: FlowEnergy, name, event_shape, nce_ratio, candidates, arch
         estimators={"base": base_view},
         capabilities=(
             ContinuousSpace(fe.to_continuous, fe.log_density),
-            NormalizedBase(fe.base_sample, fe.base_log_prob, fe.log_correction),
+            NormalizedBase(fe.base_sample, fe.base_log_prob, fe.log_correction, fe.from_latent),
             BoundedCorrection(b),
             LearnedLogZ(lambda params: params["log_z"]),
         ),

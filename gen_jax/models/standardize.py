@@ -139,6 +139,7 @@ def _wrap_capability(c):
             lambda params, key, n: c.sample(params["model"], key, n),
             lambda params, y: c.log_prob(params["model"], y),
             lambda params, y: c.log_correction(params["model"], y),
+            None if c.from_latent is None else lambda params, z: c.from_latent(params["model"], z),
         )
     if isinstance(c, LearnedLogZ):  # log Z is the same in both spaces (log_prob carries the log-det)
         return LearnedLogZ(lambda params: c.read(params["model"]))

@@ -234,7 +234,8 @@ def anneal_in_segments(
     for start in range(0, total, size):
         carry, acc = run(carry, jax.tree_util.tree_map(lambda a: a[start : start + size], inputs))
         accs.append(acc)
-        if progress is not None:
+        if progress is not None:  # wait for the segment: dispatch is asynchronous, progress is not
+            jax.block_until_ready(carry)
             progress.update(min(size, total - start))
     (x, log_w), acc = carry, jnp.concatenate(accs)
     return log_w, x, acc
