@@ -179,7 +179,7 @@ def ais(
     """
     transition = as_transition(transition)
     path = path or geometric_path(log_target, base, schedule(num_temps, schedule_kind))
-    k_adapt, k_init, k_run = jax.random.split(key, 3)
+    k_adapt, k_init, k_run = _run_keys(key)
 
     @jax.jit
     def prepare(k_adapt, k_init):  # step sizes (a pilot run unless given) and the starting chains
@@ -206,6 +206,16 @@ def interpolate_step_sizes(step_sizes, num_temps: int) -> np.ndarray:
     have = np.linspace(0.0, 1.0, steps.shape[0])
     want = np.linspace(0.0, 1.0, num_temps + 1)
     return np.exp(np.interp(want, have, np.log(steps))).astype(np.float32)
+
+
+def _run_keys(key: Array) -> tuple[Array, Array, Array]:
+    """(pilot, starting chains, main run) keys of a forward AIS run from its key."""
+    return tuple(jax.random.split(key, 3))
+
+
+def pilot_key(key: Array) -> Array:
+    """The key `ais` tunes its step sizes with: a pilot run outside `ais` on it is the same pilot."""
+    return _run_keys(key)[0]
 
 
 def _step_sizes(path, key, transition, num_pilot, given):

@@ -51,7 +51,14 @@ from gen_jax.core.capabilities import (
     NormalizedBase,
     PartitionFunction,
 )
-from gen_jax.likelihood.ais import AISConfig, AISResult, ais, interpolate_step_sizes, log_mean_exp_se
+from gen_jax.likelihood.ais import (
+    AISConfig,
+    AISResult,
+    ais,
+    interpolate_step_sizes,
+    log_mean_exp_se,
+    pilot_key,
+)
 from gen_jax.likelihood.enumerate import MAX_BITS, enumerate_log_z
 from gen_jax.likelihood.grid import log_integrate_2d, widened
 from gen_jax.sampling.anneal import (
@@ -224,14 +231,18 @@ def pilot_step_sizes(
     """The step sizes of the pilot on `cfg.ais.pilot_temps` temperatures (the pilot `ais_log_z` runs
     with the same key), or None when the pilot runs at every temperature of each run
     (pilot_temps = 0). A ladder of runs passes them to each `ais_log_z` (`step_sizes`): one pilot."""
-    a = cfg.ais
-    if not a.pilot_temps:
+    if not cfg.ais.pilot_temps:
         return None
-    t = target(model, params, reference, key, cfg)
+    return _pilot(model, target(model, params, reference, key, cfg), key, cfg)
+
+
+def _pilot(model: Model, t: Whitened, key, cfg: NormalizeConfig) -> np.ndarray:
+    """The pilot's step sizes on cfg.ais.pilot_temps temperatures of the target's path."""
+    a = cfg.ais
     path = _ais_path(model, t, cfg, a.pilot_temps)
-    k_adapt = jax.random.split(jax.random.fold_in(key, a.seed), 3)[0]  # the key `ais` would tune with
     transition = as_transition(t.transition)
-    return np.asarray(jax.jit(lambda k: adapt_step_sizes(path, k, transition, a.num_pilot))(k_adapt))
+    tune = jax.jit(lambda k: adapt_step_sizes(path, k, transition, a.num_pilot))
+    return np.asarray(tune(pilot_key(jax.random.fold_in(key, a.seed))))
 
 
 def ais_log_z(
@@ -251,7 +262,7 @@ def ais_log_z(
     t = target(model, params, reference, key, cfg)
     k = num_temps or a.num_temps
     if step_sizes is None and 0 < a.pilot_temps < k:
-        step_sizes = pilot_step_sizes(model, params, reference, key, cfg)
+        step_sizes = _pilot(model, t, key, cfg)
     res = ais(
         t.log_density,
         t.base,
